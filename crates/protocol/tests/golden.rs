@@ -1,0 +1,215 @@
+//! Golden JSON: pins the wire format of SPEC §3 / Appendix A byte for byte.
+//! A change here is a protocol change: additive only.
+
+use chrono::{TimeZone, Utc};
+use serde_json::json;
+use spectra_protocol::*;
+
+fn ts() -> chrono::DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 25, 10, 0, 5).unwrap()
+}
+
+fn assert_golden<T: serde::Serialize>(value: &T, expected: &str) {
+    let got = serde_json::to_string(value).unwrap();
+    assert_eq!(got, expected);
+}
+
+#[test]
+fn cpu_envelope_matches_golden() {
+    let env = Envelope::new(
+        ts(),
+        "web-01",
+        MetricData::Cpu(CpuMetric {
+            usage: 12.5,
+            cores: vec![10.0, 15.0],
+            iowait: Some(0.5),
+            steal: Some(0.0),
+            load_1m: Some(0.42),
+            load_5m: Some(0.3),
+            load_15m: Some(0.2),
+            ..Default::default()
+        }),
+    );
+    assert_golden(
+        &env,
+        r#"{"type":"cpu","timestamp":"2026-11-25T10:00:05Z","hostname":"web-01","data":{"usage":12.5,"cores":[10.0,15.0],"iowait":0.5,"steal":0.0,"load_1m":0.42,"load_5m":0.3,"load_15m":0.2}}"#,
+    );
+}
+
+#[test]
+fn memory_payload_matches_golden() {
+    let m = MemoryMetric {
+        ram_total: 1000,
+        ram_used: 400,
+        ram_available: 600,
+        ram_used_pct: 40.0,
+        swap_total: 0,
+        swap_used: 0,
+        swap_pct: 0.0,
+        ram_cached: Some(100),
+        ..Default::default()
+    };
+    assert_golden(
+        &m,
+        r#"{"ram_total":1000,"ram_used":400,"ram_available":600,"ram_used_pct":40.0,"swap_total":0,"swap_used":0,"swap_pct":0.0,"ram_cached":100}"#,
+    );
+}
+
+#[test]
+fn system_and_disk_payloads_match_golden() {
+    let s = SystemMetric {
+        uptime: 3600,
+        processes: 95,
+        users: 1,
+        boot_time: 1_764_061_200,
+        kernel: Some("6.1.0".into()),
+        ..Default::default()
+    };
+    assert_golden(&s, r#"{"uptime":3600,"processes":95,"users":1,"boot_time":1764061200,"kernel":"6.1.0"}"#);
+    let d = DiskMetric {
+        device: "/dev/vda".into(),
+        mountpoint: "/".into(),
+        filesystem: "ext4".into(),
+        disk_type: "local".into(),
+        disk_total: 100,
+        disk_used: 25,
+        disk_available: 75,
+        disk_used_pct: 25.0,
+        inodes_total: Some(10),
+        inodes_used: Some(1),
+        inodes_pct: Some(10.0),
+        ..Default::default()
+    };
+    assert_golden(
+        &d,
+        r#"{"device":"/dev/vda","mountpoint":"/","filesystem":"ext4","disk_type":"local","disk_total":100,"disk_used":25,"disk_available":75,"disk_used_pct":25.0,"inodes_total":10,"inodes_used":1,"inodes_pct":10.0}"#,
+    );
+}
+
+#[test]
+fn raw_envelope_roundtrips_and_keeps_unknown_types() {
+    let text = r#"[{"type":"gpu_nvidia","timestamp":"2026-11-25T10:00:05Z","hostname":"h","data":{"util":3}},{"type":"memory","timestamp":"2026-11-25T10:00:05Z","hostname":"h","data":{"ram_total":1,"ram_used":1,"ram_available":0,"ram_used_pct":100.0,"swap_total":0,"swap_used":0,"swap_pct":0.0}}]"#;
+    let batch: RawBatch = serde_json::from_str(text).unwrap();
+    assert_eq!(serde_json::to_string(&batch).unwrap(), text);
+    let typed: Vec<_> = batch.into_iter().map(|e| e.into_typed().unwrap()).collect();
+    assert_eq!(typed[0].data, MetricData::Other(json!({"util": 3})));
+    assert!(matches!(typed[1].data, MetricData::Memory(MemoryMetric { ram_total: 1, .. })));
+}
+
+#[test]
+fn wrong_field_type_is_an_error() {
+    let raw: RawEnvelope = serde_json::from_value(json!({"type": "cpu", "timestamp": "2026-11-25T10:00:05Z", "hostname": "h", "data": {"usage": "high", "cores": []}})).unwrap();
+    assert!(raw.into_typed().is_err());
+}
+
+#[test]
+fn command_and_result_match_golden() {
+    let req = CommandRequest::NetworkDiag(NetworkDiagRequest {
+        action: NetworkAction::Ping,
+        target: Some("example.com".into()),
+        count: Some(4),
+        port: None,
+        timeout_ms: None,
+    });
+    let cmd = Command {
+        id: "c1".into(),
+        command_type: req.command_type().to_string(),
+        payload: req.payload(),
+        created_at: ts(),
+        expires_at: ts() + chrono::Duration::minutes(5),
+    };
+    assert_golden(
+        &cmd,
+        r#"{"id":"c1","type":"NETWORK_DIAG","payload":{"action":"ping","target":"example.com","count":4},"created_at":"2026-11-25T10:00:05Z","expires_at":"2026-11-25T10:05:05Z"}"#,
+    );
+    assert_eq!(CommandRequest::from_parts(&cmd.command_type, &cmd.payload).unwrap(), req);
+
+    let res = CommandResult {
+        id: "c1".into(),
+        command_type: "LIST_MOUNTS".into(),
+        payload: serde_json::to_value(vec![MountEntry { mountpoint: "/".into(), device: "/dev/vda".into(), fstype: "ext4".into() }]).unwrap(),
+        error: None,
+    };
+    assert_golden(&res, r#"{"id":"c1","type":"LIST_MOUNTS","payload":[{"mountpoint":"/","device":"/dev/vda","fstype":"ext4"}]}"#);
+    let failed = CommandResult { id: "c2".into(), command_type: "FETCH_LOGS".into(), payload: serde_json::Value::Null, error: Some("not supported by this agent yet".into()) };
+    assert_golden(&failed, r#"{"id":"c2","type":"FETCH_LOGS","payload":null,"error":"not supported by this agent yet"}"#);
+}
+
+#[test]
+fn ping_result_carries_rtt_in_nanoseconds_and_ms() {
+    let p = PingResult { seq: 1, success: true, rtt: 1_500_000, rtt_ms: 1.5, ttl: Some(64), response: "reply".into(), peer: "127.0.0.1".into() };
+    assert_golden(&p, r#"{"seq":1,"success":true,"rtt":1500000,"rtt_ms":1.5,"ttl":64,"response":"reply","peer":"127.0.0.1"}"#);
+}
+
+#[test]
+fn register_request_and_response_match_golden() {
+    let r = RegisterRequest {
+        token: "tok".into(),
+        host: HostInfo {
+            hostname: "web-01".into(),
+            os: "linux".into(),
+            platform: "debian".into(),
+            platform_ver: "12".into(),
+            kernel: "6.1.0".into(),
+            arch: "x86_64".into(),
+            cpu_model: "Xeon".into(),
+            cpu_cores: 2,
+            ram_total: 1024,
+            agent_version: "0.1.0".into(),
+            boot_time: 1,
+            ips: vec!["10.0.0.2".into()],
+        },
+    };
+    assert_golden(
+        &r,
+        r#"{"token":"tok","host":{"hostname":"web-01","os":"linux","platform":"debian","platform_ver":"12","kernel":"6.1.0","arch":"x86_64","cpu_model":"Xeon","cpu_cores":2,"ram_total":1024,"agent_version":"0.1.0","boot_time":1,"ips":["10.0.0.2"]}}"#,
+    );
+    let ok = RegisterResponse { agent_id: "a1".into(), credential: Some("secret".into()), status: None };
+    assert_golden(&ok, r#"{"agent_id":"a1","credential":"secret"}"#);
+    assert!(!format!("{ok:?}").contains("secret"));
+    let pending = RegisterResponse { agent_id: "a1".into(), credential: None, status: Some("pending".into()) };
+    assert_golden(&pending, r#"{"agent_id":"a1","status":"pending"}"#);
+}
+
+#[test]
+fn collector_status_matches_golden() {
+    let s = Envelope::new(
+        ts(),
+        "h",
+        MetricData::CollectorStatus(CollectorStatus { collector: "wifi".into(), state: CollectorState::NotImplemented, message: Some("not yet available in this agent".into()) }),
+    );
+    assert_golden(
+        &s,
+        r#"{"type":"collector_status","timestamp":"2026-11-25T10:00:05Z","hostname":"h","data":{"collector":"wifi","state":"not_implemented","message":"not yet available in this agent"}}"#,
+    );
+}
+
+#[test]
+fn throttle_and_workload_match_golden() {
+    let t = ThrottleMetric { undervoltage: true, undervoltage_occurred: true, ..Default::default() };
+    assert_golden(
+        &t,
+        r#"{"undervoltage":true,"arm_freq_capped":false,"throttled":false,"soft_temp_limit":false,"undervoltage_occurred":true,"freq_cap_occurred":false,"throttled_occurred":false,"soft_temp_occurred":false}"#,
+    );
+    let w = Workload {
+        id: "abc".into(),
+        name: "db".into(),
+        image: "postgres:16".into(),
+        state: "running".into(),
+        source: WorkloadSource::Docker,
+        kind: WorkloadKind::Container,
+        cpu_percent: 1.5,
+        cpu_limit_cores: None,
+        memory_bytes: 10,
+        memory_limit: Some(20),
+        net_rx_bytes: 1,
+        net_tx_bytes: 2,
+        health: None,
+        restarts: None,
+        uptime_seconds: None,
+    };
+    assert_golden(
+        &w,
+        r#"{"id":"abc","name":"db","image":"postgres:16","state":"running","source":"docker","kind":"container","cpu_percent":1.5,"memory_bytes":10,"memory_limit":20,"net_rx_bytes":1,"net_tx_bytes":2}"#,
+    );
+}
