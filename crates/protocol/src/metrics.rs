@@ -153,8 +153,10 @@ pub struct SystemMetric {
     /// Seconds since boot.
     pub uptime: u64,
     pub processes: u64,
-    /// Logged-in user sessions.
-    pub users: u32,
+    /// Logged-in user sessions; absent where the host keeps no session
+    /// record the agent can read (no utmp), never a made-up 0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub users: Option<u32>,
     /// Seconds since the epoch.
     pub boot_time: i64,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -60,7 +60,7 @@ fn system_and_disk_payloads_match_golden() {
     let s = SystemMetric {
         uptime: 3600,
         processes: 95,
-        users: 1,
+        users: Some(1),
         boot_time: 1_764_061_200,
         kernel: Some("6.1.0".into()),
         ..Default::default()

@@ -2,6 +2,8 @@
 //! implementation in `http.rs`. The server's in-process local agent uses
 //! its own implementation that calls the server's services directly.
 
+pub mod http;
+
 use async_trait::async_trait;
 use spectra_protocol::{Command, CommandResult};
 

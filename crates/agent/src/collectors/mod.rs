@@ -1,0 +1,288 @@
+//! Collectors: one module per domain (SPEC §2).
+//!
+//! Each domain module holds its public types and pure maths in `mod.rs` and
+//! its platform parts in `linux.rs` / `windows.rs` / `unsupported.rs`,
+//! chosen by `#[cfg]` on the `mod` lines. `read_*` functions do I/O;
+//! `parse_*(&str)` functions are pure and tested on fixtures captured from
+//! real machines (`tests/fixtures/`).
+//!
+//! [`CollectorKind`] lists every collector of SPEC §2 with its default
+//! interval; [`build`] makes the collector for a kind on this platform, and
+//! a kind this agent does not implement yet becomes a collector that answers
+//! [`CollectError::NotImplemented`], so the server is told explicitly.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use spectra_protocol::MetricData;
+
+/// Where the host's `/proc`, `/sys` and `/` are (SPEC §2:
+/// `SPECTRA_PROCFS`, `SPECTRA_SYSFS`, `SPECTRA_ROOTFS`), so an agent in a
+/// container with the host mounted reports the host. Passed in, never global.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostRoots {
+    pub procfs: PathBuf,
+    pub sysfs: PathBuf,
+    pub rootfs: PathBuf,
+}
+
+impl Default for HostRoots {
+    fn default() -> Self {
+        Self {
+            procfs: PathBuf::from("/proc"),
+            sysfs: PathBuf::from("/sys"),
+            rootfs: PathBuf::from("/"),
+        }
+    }
+}
+
+/// Why a collector produced no data.
+#[derive(Debug, thiserror::Error)]
+pub enum CollectError {
+    /// Cannot run on this host (not a Pi, no systemd, no WiFi...). Reported
+    /// once; the scheduler stops calling the collector.
+    #[error("unsupported on this host: {0}")]
+    Unsupported(String),
+    /// This agent version does not implement the collector yet.
+    #[error("not yet available in this agent version")]
+    NotImplemented,
+    #[error("reading {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("parsing {what}: {message}")]
+    Parse { what: String, message: String },
+    #[error("{0}")]
+    Other(String),
+}
+
+/// A parse failure from a pure `parse_*` function.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{what}: {message}")]
+pub struct ParseError {
+    pub what: &'static str,
+    pub message: String,
+}
+
+impl ParseError {
+    pub fn new(what: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            what,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<ParseError> for CollectError {
+    fn from(e: ParseError) -> Self {
+        CollectError::Parse {
+            what: e.what.to_owned(),
+            message: e.message,
+        }
+    }
+}
+
+/// One collector. `collect` is synchronous: kernel-file collectors cost
+/// microseconds; collectors that may block say so with [`Collector::may_block`]
+/// and are run off the scheduler's thread with a timeout.
+pub trait Collector: Send {
+    fn kind(&self) -> CollectorKind;
+
+    /// Rate-based collectors need a previous sample: their first call
+    /// returns `Ok(vec![])`.
+    fn is_rate_based(&self) -> bool {
+        false
+    }
+
+    /// Statvfs on a network mount, subprocesses, D-Bus...
+    fn may_block(&self) -> bool {
+        false
+    }
+
+    /// One sample of this collector's payloads (one per entity for
+    /// per-entity collectors). `now` is the scheduled tick.
+    fn collect(&mut self, now: DateTime<Utc>) -> Result<Vec<MetricData>, CollectError>;
+}
+
+/// Every collector of SPEC §2 (append-only).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum CollectorKind {
+    Cpu,
+    Memory,
+    Disk,
+    DiskIo,
+    Network,
+    ProcessList,
+    ServiceList,
+    Temperature,
+    Wifi,
+    ContainerList,
+    System,
+    ApplicationList,
+    Updates,
+    Pi,
+}
+
+impl CollectorKind {
+    pub const ALL: [CollectorKind; 14] = [
+        Self::Cpu,
+        Self::Memory,
+        Self::Disk,
+        Self::DiskIo,
+        Self::Network,
+        Self::ProcessList,
+        Self::ServiceList,
+        Self::Temperature,
+        Self::Wifi,
+        Self::ContainerList,
+        Self::System,
+        Self::ApplicationList,
+        Self::Updates,
+        Self::Pi,
+    ];
+
+    /// The name used in config files, `--collector` and `collector_status`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Cpu => "cpu",
+            Self::Memory => "memory",
+            Self::Disk => "disk",
+            Self::DiskIo => "disk_io",
+            Self::Network => "network",
+            Self::ProcessList => "process_list",
+            Self::ServiceList => "service_list",
+            Self::Temperature => "temperature",
+            Self::Wifi => "wifi",
+            Self::ContainerList => "container_list",
+            Self::System => "system",
+            Self::ApplicationList => "application_list",
+            Self::Updates => "updates",
+            Self::Pi => "pi",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.name() == name)
+    }
+
+    /// Default intervals from the seed (SPEC §2). "Nightly" is every 24 h.
+    pub fn default_interval(self) -> Duration {
+        let s = match self {
+            Self::Cpu | Self::DiskIo | Self::Network => 5,
+            Self::Memory | Self::Temperature => 10,
+            Self::ProcessList => 15,
+            Self::Wifi | Self::Pi => 30,
+            Self::Disk | Self::ServiceList | Self::ContainerList => 60,
+            Self::System => 300,
+            Self::ApplicationList | Self::Updates => 86_400,
+        };
+        Duration::from_secs(s)
+    }
+}
+
+impl std::fmt::Display for CollectorKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A collector this agent version does not implement yet: says so explicitly.
+pub struct NotImplemented(pub CollectorKind);
+
+impl Collector for NotImplemented {
+    fn kind(&self) -> CollectorKind {
+        self.0
+    }
+    fn collect(&mut self, _now: DateTime<Utc>) -> Result<Vec<MetricData>, CollectError> {
+        Err(CollectError::NotImplemented)
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Collector modules and the builder.
+
+pub mod cpu;
+pub mod host_info;
+pub mod memory;
+pub mod mounts;
+pub mod rate;
+pub mod system;
+
+/// The collector for `kind` on this platform: the real one for `cpu`,
+/// `memory` and `system`, and [`NotImplemented`] for every kind this agent
+/// version does not have yet, so the server is told so explicitly.
+pub fn build(kind: CollectorKind, roots: &HostRoots) -> Box<dyn Collector> {
+    match kind {
+        CollectorKind::Cpu => Box::new(cpu::CpuCollector::new(roots)),
+        CollectorKind::Memory => Box::new(memory::MemoryCollector::new(roots)),
+        CollectorKind::System => Box::new(system::SystemCollector::new(roots)),
+        CollectorKind::Disk
+        | CollectorKind::DiskIo
+        | CollectorKind::Network
+        | CollectorKind::ProcessList
+        | CollectorKind::ServiceList
+        | CollectorKind::Temperature
+        | CollectorKind::Wifi
+        | CollectorKind::ContainerList
+        | CollectorKind::ApplicationList
+        | CollectorKind::Updates
+        | CollectorKind::Pi => Box::new(NotImplemented(kind)),
+    }
+}
+
+/// Reads `path` into `buf` (cleared first), reusing its allocation: the
+/// collectors' hot path reads the same small kernel files every cycle.
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+pub(crate) fn read_file_into(path: &std::path::Path, buf: &mut String) -> Result<(), CollectError> {
+    use std::io::Read;
+    buf.clear();
+    std::fs::File::open(path)
+        .and_then(|mut f| f.read_to_string(buf))
+        .map(drop)
+        .map_err(|source| CollectError::Io {
+            path: path.to_path_buf(),
+            source,
+        })
+}
+
+#[cfg(test)]
+mod build_tests {
+    use super::*;
+
+    #[test]
+    fn builds_a_collector_of_the_asked_kind_for_every_kind() {
+        let roots = HostRoots::default();
+        for kind in CollectorKind::ALL {
+            assert_eq!(build(kind, &roots).kind(), kind);
+        }
+    }
+
+    #[test]
+    fn kinds_of_later_issues_say_not_implemented() {
+        let roots = HostRoots::default();
+        for kind in [
+            CollectorKind::Disk,
+            CollectorKind::Network,
+            CollectorKind::Pi,
+        ] {
+            let err = build(kind, &roots).collect(Utc::now()).unwrap_err();
+            assert!(
+                matches!(err, CollectError::NotImplemented),
+                "{kind}: {err:?}"
+            );
+        }
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn cpu_memory_and_system_are_real_on_linux() {
+        let roots = HostRoots::default();
+        let mut memory = build(CollectorKind::Memory, &roots);
+        assert_eq!(memory.collect(Utc::now()).unwrap().len(), 1);
+        let mut system = build(CollectorKind::System, &roots);
+        assert_eq!(system.collect(Utc::now()).unwrap().len(), 1);
+        assert!(build(CollectorKind::Cpu, &roots).is_rate_based());
+    }
+}

@@ -1,0 +1,500 @@
+//! The agent's one config struct, [`AgentConfig`], layered
+//! defaults < TOML file (`--config`) < environment < CLI flags (STYLE.md).
+//!
+//! [`AgentConfig::from_sources`] is pure: it takes the file's text, an
+//! environment lookup and the CLI overrides, so tests never touch the
+//! process environment. [`AgentConfig::load`] is the I/O wrapper the binary
+//! calls. Every default is written once, in [`defaults`].
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::collectors::{CollectorKind, HostRoots};
+use crate::transport::Encoding;
+
+/// Every default of the agent, in one place.
+pub mod defaults {
+    use std::time::Duration;
+
+    pub const SERVER: &str = "http://127.0.0.1:8080";
+    pub const PROCFS: &str = "/proc";
+    pub const SYSFS: &str = "/sys";
+    pub const ROOTFS: &str = "/";
+    pub const ROOT_STATE_DIR: &str = "/var/lib/spectra-agent";
+    pub const FLUSH_INTERVAL: Duration = Duration::from_secs(5);
+    /// A 5 s cycle of every collector is far below this; the cap only bounds
+    /// memory when something floods the queue.
+    pub const MAX_BATCH_ENVELOPES: usize = 1000;
+    pub const SPOOL_MAX_BYTES: u64 = 64 * 1024 * 1024;
+    pub const BACKOFF_INITIAL: Duration = Duration::from_secs(1);
+    pub const BACKOFF_MAX: Duration = Duration::from_secs(60);
+    pub const COMMANDS_ENABLED: bool = true;
+}
+
+/// A configuration error; the message says which setting and how to fix it.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("config file {path}: {message}")]
+    File { path: String, message: String },
+    #[error("reading config file {path}: {source}")]
+    ReadFile {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("environment variable {var}={value:?}: {message}")]
+    Env {
+        var: &'static str,
+        value: String,
+        message: String,
+    },
+    #[error("{setting}: {message}")]
+    Invalid { setting: String, message: String },
+}
+
+/// One collector's settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CollectorSettings {
+    pub enabled: bool,
+    pub interval: Duration,
+}
+
+/// `[sender]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SenderSettings {
+    pub compression: Encoding,
+    pub flush_interval: Duration,
+    pub max_batch_envelopes: usize,
+    pub spool_max_bytes: u64,
+    pub backoff_initial: Duration,
+    pub backoff_max: Duration,
+}
+
+/// `[commands]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommandSettings {
+    /// `false` refuses every diagnostic (SPEC §6).
+    pub enabled: bool,
+    /// Whether `RESTART_AGENT` may restart this process. Not a file setting:
+    /// the `spectra-agent` binary turns it on (it can re-exec itself); an
+    /// embedder such as the server's in-process agent leaves it off, and the
+    /// command is then answered as not supported.
+    pub allow_restart: bool,
+}
+
+/// The agent's configuration, fully resolved.
+#[derive(Clone)]
+pub struct AgentConfig {
+    pub server: String,
+    /// Enrollment token (secret: redacted from `Debug`).
+    pub token: Option<String>,
+    pub hostname: String,
+    pub state_dir: PathBuf,
+    pub roots: HostRoots,
+    pub debug: bool,
+    /// Settings for every [`CollectorKind`].
+    pub collectors: BTreeMap<CollectorKind, CollectorSettings>,
+    pub sender: SenderSettings,
+    pub commands: CommandSettings,
+}
+
+impl std::fmt::Debug for AgentConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AgentConfig")
+            .field("server", &self.server)
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("hostname", &self.hostname)
+            .field("state_dir", &self.state_dir)
+            .field("roots", &self.roots)
+            .field("debug", &self.debug)
+            .field("collectors", &self.collectors)
+            .field("sender", &self.sender)
+            .field("commands", &self.commands)
+            .finish()
+    }
+}
+
+/// Command-line flags; `None`/`false` leaves the lower layers alone.
+#[derive(Debug, Clone, Default)]
+pub struct CliOverrides {
+    /// Only used to name the file in error messages (the caller reads it).
+    pub config: Option<PathBuf>,
+    pub server: Option<String>,
+    pub token: Option<String>,
+    pub hostname: Option<String>,
+    pub state_dir: Option<PathBuf>,
+    pub procfs: Option<PathBuf>,
+    pub sysfs: Option<PathBuf>,
+    pub rootfs: Option<PathBuf>,
+    pub debug: bool,
+}
+
+// ---- the TOML file's shape ----
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    server: Option<String>,
+    token: Option<String>,
+    hostname: Option<String>,
+    state_dir: Option<PathBuf>,
+    procfs: Option<PathBuf>,
+    sysfs: Option<PathBuf>,
+    rootfs: Option<PathBuf>,
+    debug: Option<bool>,
+    #[serde(default)]
+    collectors: BTreeMap<String, FileCollector>,
+    #[serde(default)]
+    sender: FileSender,
+    #[serde(default)]
+    commands: FileCommands,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileCollector {
+    enabled: Option<bool>,
+    interval: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileSender {
+    compression: Option<String>,
+    flush_interval: Option<String>,
+    max_batch_envelopes: Option<usize>,
+    spool_max_bytes: Option<u64>,
+    backoff_initial: Option<String>,
+    backoff_max: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileCommands {
+    enabled: Option<bool>,
+}
+
+impl AgentConfig {
+    /// Reads `cli.config` (if any) and the process environment, then
+    /// resolves with [`AgentConfig::from_sources`].
+    pub fn load(cli: &CliOverrides) -> Result<Self, ConfigError> {
+        let text = match &cli.config {
+            Some(path) => {
+                Some(
+                    std::fs::read_to_string(path).map_err(|source| ConfigError::ReadFile {
+                        path: path.display().to_string(),
+                        source,
+                    })?,
+                )
+            }
+            None => None,
+        };
+        Self::from_sources(text.as_deref(), &|name| std::env::var(name).ok(), cli)
+    }
+
+    /// Resolves defaults < `file_text` (TOML) < `env` < `cli`. Pure except
+    /// for detecting the hostname when no layer sets it.
+    pub fn from_sources(
+        file_text: Option<&str>,
+        env: &dyn Fn(&str) -> Option<String>,
+        cli: &CliOverrides,
+    ) -> Result<Self, ConfigError> {
+        let file_name = cli
+            .config
+            .as_deref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| "<config>".to_owned());
+        let file: FileConfig = match file_text {
+            Some(text) => toml::from_str(text).map_err(|e| ConfigError::File {
+                path: file_name.clone(),
+                message: e.to_string(),
+            })?,
+            None => FileConfig::default(),
+        };
+        // Empty variables count as unset, as shells commonly export `X=`.
+        let env_get = |name: &str| env(name).filter(|v| !v.is_empty());
+
+        // Layer: defaults < file < env < cli, one setting at a time.
+        let server = cli
+            .server
+            .clone()
+            .or_else(|| env_get("SPECTRA_SERVER"))
+            .or(file.server)
+            .unwrap_or_else(|| defaults::SERVER.to_owned());
+        let server = server.trim_end_matches('/').to_owned();
+        if !(server.starts_with("http://") || server.starts_with("https://")) {
+            return Err(ConfigError::Invalid {
+                setting: "server".into(),
+                message: format!("`{server}` must start with http:// or https://"),
+            });
+        }
+        let token = cli
+            .token
+            .clone()
+            .or_else(|| env_get("SPECTRA_TOKEN"))
+            .or(file.token);
+        let hostname = cli
+            .hostname
+            .clone()
+            .or_else(|| env_get("SPECTRA_HOSTNAME"))
+            .or_else(|| env_get("HOSTNAME"))
+            .or(file.hostname)
+            .unwrap_or_else(crate::collectors::host_info::detect_hostname);
+        let state_dir = match cli
+            .state_dir
+            .clone()
+            .or_else(|| env_get("SPECTRA_AGENT_STATE_DIR").map(PathBuf::from))
+            .or(file.state_dir)
+        {
+            Some(dir) => dir,
+            None => default_state_dir(&env_get)?,
+        };
+        let roots = HostRoots {
+            procfs: cli
+                .procfs
+                .clone()
+                .or_else(|| env_get("SPECTRA_PROCFS").map(PathBuf::from))
+                .or(file.procfs)
+                .unwrap_or_else(|| PathBuf::from(defaults::PROCFS)),
+            sysfs: cli
+                .sysfs
+                .clone()
+                .or_else(|| env_get("SPECTRA_SYSFS").map(PathBuf::from))
+                .or(file.sysfs)
+                .unwrap_or_else(|| PathBuf::from(defaults::SYSFS)),
+            rootfs: cli
+                .rootfs
+                .clone()
+                .or_else(|| env_get("SPECTRA_ROOTFS").map(PathBuf::from))
+                .or(file.rootfs)
+                .unwrap_or_else(|| PathBuf::from(defaults::ROOTFS)),
+        };
+        let env_debug = match env_get("DEBUG") {
+            Some(v) => Some(parse_bool(&v).ok_or_else(|| ConfigError::Env {
+                var: "DEBUG",
+                value: v.clone(),
+                message: "expected true or false".into(),
+            })?),
+            None => None,
+        };
+        let debug = cli.debug || env_debug.or(file.debug).unwrap_or(false);
+
+        let mut collectors: BTreeMap<CollectorKind, CollectorSettings> = CollectorKind::ALL
+            .into_iter()
+            .map(|k| {
+                let s = CollectorSettings {
+                    enabled: true,
+                    interval: k.default_interval(),
+                };
+                (k, s)
+            })
+            .collect();
+        for (name, fc) in &file.collectors {
+            let kind = CollectorKind::parse(name).ok_or_else(|| ConfigError::File {
+                path: file_name.clone(),
+                message: format!(
+                    "unknown collector `{name}` in [collectors] (valid: {})",
+                    valid_collector_names()
+                ),
+            })?;
+            // `kind` comes from ALL, so the entry exists.
+            if let Some(settings) = collectors.get_mut(&kind) {
+                if let Some(enabled) = fc.enabled {
+                    settings.enabled = enabled;
+                }
+                if let Some(text) = &fc.interval {
+                    let key = format!("collectors.{name}.interval");
+                    let interval = parse_duration_setting(text).map_err(|m| ConfigError::File {
+                        path: file_name.clone(),
+                        message: format!("{key}: {m}"),
+                    })?;
+                    settings.interval = check_interval(&key, interval)?;
+                }
+            }
+        }
+
+        let file_duration = |key: &str, v: &Option<String>, default: Duration| match v {
+            Some(text) => parse_duration_setting(text).map_err(|m| ConfigError::File {
+                path: file_name.clone(),
+                message: format!("sender.{key}: {m}"),
+            }),
+            None => Ok(default),
+        };
+        let compression_text = env_get("SPECTRA_COMPRESSION");
+        let compression = match (&compression_text, &file.sender.compression) {
+            (Some(v), _) => parse_compression(v).ok_or_else(|| ConfigError::Env {
+                var: "SPECTRA_COMPRESSION",
+                value: v.clone(),
+                message: "expected gzip or zstd".into(),
+            })?,
+            (None, Some(v)) => parse_compression(v).ok_or_else(|| ConfigError::File {
+                path: file_name.clone(),
+                message: format!("sender.compression: `{v}` is not gzip or zstd"),
+            })?,
+            (None, None) => Encoding::Gzip,
+        };
+        let sender = SenderSettings {
+            compression,
+            flush_interval: file_duration(
+                "flush_interval",
+                &file.sender.flush_interval,
+                defaults::FLUSH_INTERVAL,
+            )?,
+            max_batch_envelopes: file
+                .sender
+                .max_batch_envelopes
+                .unwrap_or(defaults::MAX_BATCH_ENVELOPES),
+            spool_max_bytes: file
+                .sender
+                .spool_max_bytes
+                .unwrap_or(defaults::SPOOL_MAX_BYTES),
+            backoff_initial: file_duration(
+                "backoff_initial",
+                &file.sender.backoff_initial,
+                defaults::BACKOFF_INITIAL,
+            )?,
+            backoff_max: file_duration(
+                "backoff_max",
+                &file.sender.backoff_max,
+                defaults::BACKOFF_MAX,
+            )?,
+        };
+        validate_sender(&sender)?;
+        let commands = CommandSettings {
+            enabled: file.commands.enabled.unwrap_or(defaults::COMMANDS_ENABLED),
+            allow_restart: false,
+        };
+
+        Ok(Self {
+            server,
+            token,
+            hostname,
+            state_dir,
+            roots,
+            debug,
+            collectors,
+            sender,
+            commands,
+        })
+    }
+
+    /// The settings of one collector (every kind has an entry).
+    pub fn collector(&self, kind: CollectorKind) -> CollectorSettings {
+        self.collectors
+            .get(&kind)
+            .copied()
+            .unwrap_or(CollectorSettings {
+                enabled: true,
+                interval: kind.default_interval(),
+            })
+    }
+
+    /// Where batches wait while the server is unreachable.
+    pub fn spool_dir(&self) -> PathBuf {
+        self.state_dir.join("spool")
+    }
+}
+
+/// `cpu, memory, ...`: for error messages.
+pub fn valid_collector_names() -> String {
+    CollectorKind::ALL
+        .iter()
+        .map(|k| k.name())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn parse_bool(text: &str) -> Option<bool> {
+    match text.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Some(true),
+        "false" | "0" | "no" | "off" => Some(false),
+        _ => None,
+    }
+}
+
+fn parse_compression(text: &str) -> Option<Encoding> {
+    match text.trim().to_ascii_lowercase().as_str() {
+        "gzip" => Some(Encoding::Gzip),
+        "zstd" => Some(Encoding::Zstd),
+        _ => None,
+    }
+}
+
+/// `"5s"`, `"1m 30s"`, `"500ms"` (humantime).
+pub fn parse_duration_setting(text: &str) -> Result<Duration, String> {
+    humantime::parse_duration(text.trim())
+        .map_err(|e| format!("`{text}` is not a duration like \"5s\" or \"1m\": {e}"))
+}
+
+/// Envelope timestamps are whole seconds on interval boundaries, so an
+/// interval must be a positive whole number of seconds.
+fn check_interval(key: &str, interval: Duration) -> Result<Duration, ConfigError> {
+    if interval.as_secs() == 0 || interval.subsec_nanos() != 0 {
+        return Err(ConfigError::Invalid {
+            setting: key.to_owned(),
+            message: format!(
+                "{} must be a whole number of seconds, at least 1s",
+                humantime::format_duration(interval)
+            ),
+        });
+    }
+    Ok(interval)
+}
+
+fn validate_sender(s: &SenderSettings) -> Result<(), ConfigError> {
+    let invalid = |setting: &str, message: &str| {
+        Err(ConfigError::Invalid {
+            setting: format!("sender.{setting}"),
+            message: message.to_owned(),
+        })
+    };
+    if s.flush_interval.is_zero() {
+        return invalid("flush_interval", "must be more than 0");
+    }
+    if s.max_batch_envelopes == 0 {
+        return invalid("max_batch_envelopes", "must be at least 1");
+    }
+    if s.backoff_initial.is_zero() {
+        return invalid("backoff_initial", "must be more than 0");
+    }
+    if s.backoff_max < s.backoff_initial {
+        return invalid("backoff_max", "must be at least backoff_initial");
+    }
+    Ok(())
+}
+
+/// SPEC §1: `/var/lib/spectra-agent` as root, else
+/// `$XDG_STATE_HOME/spectra-agent` or `~/.local/state/spectra-agent`;
+/// `%ProgramData%\Spectra` on Windows.
+fn default_state_dir(env_get: &dyn Fn(&str) -> Option<String>) -> Result<PathBuf, ConfigError> {
+    if cfg!(windows) {
+        let base = env_get("ProgramData").unwrap_or_else(|| r"C:\ProgramData".to_owned());
+        return Ok(Path::new(&base).join("Spectra"));
+    }
+    if is_root() {
+        return Ok(PathBuf::from(defaults::ROOT_STATE_DIR));
+    }
+    if let Some(xdg) = env_get("XDG_STATE_HOME") {
+        return Ok(Path::new(&xdg).join("spectra-agent"));
+    }
+    match env_get("HOME") {
+        Some(home) => Ok(Path::new(&home).join(".local/state/spectra-agent")),
+        None => Err(ConfigError::Invalid {
+            setting: "state_dir".into(),
+            message: "HOME is not set: set SPECTRA_AGENT_STATE_DIR or --state-dir".into(),
+        }),
+    }
+}
+
+#[cfg(unix)]
+fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}
+
+#[cfg(not(unix))]
+fn is_root() -> bool {
+    false
+}

@@ -1,0 +1,129 @@
+//! Wires the agent together.
+//!
+//! - [`run`]: enrolls (or reuses the stored identity), builds the HTTP
+//!   transport, then calls [`run_with_transport`].
+//! - [`run_with_transport`]: scheduler + sender + command loop over any
+//!   [`Transport`]; the server's in-process local agent calls it with its
+//!   own transport, so nothing here assumes HTTP.
+//!
+//! Shutdown order: stop scheduling, then the sender seals the open batch
+//! (sent, or spooled if the server is unreachable), then return.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::collectors::{self, CollectorKind};
+use crate::commands::restart_agent::RestartRequested;
+use crate::commands::{self, CommandContext};
+use crate::config::AgentConfig;
+use crate::identity::{self, IdentityError};
+use crate::scheduler::{ScheduledCollector, Scheduler, SystemClock};
+use crate::sender::{BatchQueue, Sender, Spool};
+use crate::transport::http::{build_client, HttpTransport};
+use crate::transport::Transport;
+
+/// Runs the agent against `config.server` until `shutdown`.
+pub async fn run(config: AgentConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&config.state_dir)
+        .with_context(|| format!("creating the state dir {}", config.state_dir.display()))?;
+    let client = build_client().context("building the HTTP client")?;
+    let identity = match identity::ensure_identity(&config, &client, &shutdown).await {
+        Ok(identity) => identity,
+        Err(IdentityError::Cancelled) => return Ok(()),
+        Err(e) => return Err(e.into()),
+    };
+    let transport = HttpTransport::new(client, &config.server, &identity.credential);
+    run_with_transport(config, Arc::new(transport), shutdown).await
+}
+
+/// Runs scheduler, sender and command loop over `transport` until
+/// `shutdown`. Returns `Err(RestartRequested)` after a `RESTART_AGENT`
+/// when `config.commands.allow_restart` is set (the caller restarts).
+pub async fn run_with_transport(
+    config: AgentConfig,
+    transport: Arc<dyn Transport>,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let spool_dir = config.spool_dir();
+    let spool = Spool::open(&spool_dir, config.sender.spool_max_bytes)
+        .with_context(|| format!("opening the spool in {}", spool_dir.display()))?;
+    if !spool.is_empty() {
+        tracing::info!(
+            batches = spool.len(),
+            bytes = spool.bytes(),
+            "spooled batches from a previous run will be sent first"
+        );
+    }
+    let queue = Arc::new(BatchQueue::new(config.sender.max_batch_envelopes));
+    let sender = Sender::new(
+        transport.clone(),
+        queue.clone(),
+        spool,
+        config.sender.clone(),
+    );
+
+    // Internal stop signal: the caller's shutdown, or a restart request.
+    let stop = shutdown.child_token();
+    let (restart_tx, mut restart_rx) = mpsc::channel::<()>(1);
+    let ctx = CommandContext {
+        roots: config.roots.clone(),
+        enabled: config.commands.enabled,
+        restart: config.commands.allow_restart.then_some(restart_tx),
+        timeout: commands::COMMAND_TIMEOUT,
+        backoff_initial: config.sender.backoff_initial,
+        backoff_max: config.sender.backoff_max,
+    };
+
+    let scheduler = build_scheduler(&config);
+    let sender_stop = CancellationToken::new();
+    let sender_task = tokio::spawn(sender.run(sender_stop.clone()));
+    let commands_task = tokio::spawn(commands::run_command_loop(transport, ctx, stop.clone()));
+
+    tracing::info!(hostname = %config.hostname, "agent running");
+    let restart = {
+        let scheduling = scheduler.run(queue.as_ref(), stop.clone());
+        tokio::pin!(scheduling);
+        tokio::select! {
+            _ = &mut scheduling => false,
+            Some(()) = restart_rx.recv() => {
+                tracing::info!("restarting at the server's request");
+                stop.cancel();
+                scheduling.await;
+                true
+            }
+        }
+    };
+    // The scheduler returned: `stop` was cancelled (or we cancelled it).
+    stop.cancel();
+    sender_stop.cancel();
+    if let Err(e) = sender_task.await {
+        tracing::error!(error = %e, "sender task failed");
+    }
+    commands_task.abort();
+    tracing::info!("agent stopped");
+    if restart {
+        return Err(RestartRequested.into());
+    }
+    Ok(())
+}
+
+/// A scheduler with every collector of the config: enabled ones scheduled
+/// at their interval, disabled ones reported once.
+fn build_scheduler(config: &AgentConfig) -> Scheduler<SystemClock> {
+    let mut scheduler = Scheduler::new(config.hostname.clone(), SystemClock);
+    for kind in CollectorKind::ALL {
+        let settings = config.collector(kind);
+        if settings.enabled {
+            scheduler.add(ScheduledCollector {
+                collector: collectors::build(kind, &config.roots),
+                interval: settings.interval,
+            });
+        } else {
+            scheduler.add_disabled(kind);
+        }
+    }
+    scheduler
+}

@@ -1,0 +1,255 @@
+//! Config layering (defaults < file < env < CLI) and its errors.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use spectra_agent::collectors::CollectorKind;
+use spectra_agent::config::{AgentConfig, CliOverrides};
+use spectra_agent::transport::Encoding;
+
+fn env_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+    let map: HashMap<String, String> = pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    move |k| map.get(k).cloned()
+}
+
+/// A base environment so the state dir default does not depend on the host.
+const BASE: &[(&str, &str)] = &[
+    ("SPECTRA_AGENT_STATE_DIR", "/tmp/state"),
+    ("SPECTRA_HOSTNAME", "h-env"),
+];
+
+#[test]
+fn defaults_apply_without_file_env_or_flags() {
+    let c = AgentConfig::from_sources(None, &env_of(BASE), &CliOverrides::default()).unwrap();
+    assert_eq!(c.server, "http://127.0.0.1:8080");
+    assert_eq!(c.token, None);
+    assert_eq!(c.roots.procfs, PathBuf::from("/proc"));
+    assert_eq!(c.sender.compression, Encoding::Gzip);
+    assert_eq!(c.sender.flush_interval, Duration::from_secs(5));
+    assert_eq!(c.sender.spool_max_bytes, 64 * 1024 * 1024);
+    assert_eq!(c.sender.backoff_initial, Duration::from_secs(1));
+    assert_eq!(c.sender.backoff_max, Duration::from_secs(60));
+    assert!(c.commands.enabled);
+    assert!(!c.debug);
+    let cpu = c.collector(CollectorKind::Cpu);
+    assert!(cpu.enabled);
+    assert_eq!(cpu.interval, Duration::from_secs(5));
+    assert_eq!(
+        c.collector(CollectorKind::System).interval,
+        Duration::from_secs(300)
+    );
+    assert_eq!(c.collectors.len(), CollectorKind::ALL.len());
+}
+
+#[test]
+fn each_layer_overrides_the_previous() {
+    let file = r#"
+        server = "http://file:1"
+        hostname = "h-file"
+        procfs = "/file/proc"
+        debug = false
+        [collectors.cpu]
+        interval = "10s"
+        [collectors.wifi]
+        enabled = false
+        [sender]
+        compression = "zstd"
+        flush_interval = "2s"
+        max_batch_envelopes = 50
+        [commands]
+        enabled = false
+    "#;
+    let none = CliOverrides::default();
+    // File over defaults.
+    let c = AgentConfig::from_sources(
+        Some(file),
+        &env_of(&[("SPECTRA_AGENT_STATE_DIR", "/s")]),
+        &none,
+    )
+    .unwrap();
+    assert_eq!(c.server, "http://file:1");
+    assert_eq!(c.hostname, "h-file");
+    assert_eq!(c.roots.procfs, PathBuf::from("/file/proc"));
+    assert_eq!(
+        c.collector(CollectorKind::Cpu).interval,
+        Duration::from_secs(10)
+    );
+    assert!(!c.collector(CollectorKind::Wifi).enabled);
+    assert_eq!(c.sender.compression, Encoding::Zstd);
+    assert_eq!(c.sender.flush_interval, Duration::from_secs(2));
+    assert_eq!(c.sender.max_batch_envelopes, 50);
+    assert!(!c.commands.enabled);
+
+    // Env over file.
+    let env = env_of(&[
+        ("SPECTRA_AGENT_STATE_DIR", "/s"),
+        ("SPECTRA_SERVER", "http://env:2"),
+        ("HOSTNAME", "h-plain-env"),
+        ("SPECTRA_PROCFS", "/env/proc"),
+        ("DEBUG", "true"),
+        ("SPECTRA_COMPRESSION", "gzip"),
+        ("SPECTRA_TOKEN", "tok-env"),
+    ]);
+    let c = AgentConfig::from_sources(Some(file), &env, &none).unwrap();
+    assert_eq!(c.server, "http://env:2");
+    assert_eq!(c.hostname, "h-plain-env");
+    assert_eq!(c.roots.procfs, PathBuf::from("/env/proc"));
+    assert!(c.debug);
+    assert_eq!(c.sender.compression, Encoding::Gzip);
+    assert_eq!(c.token.as_deref(), Some("tok-env"));
+
+    // SPECTRA_HOSTNAME wins over HOSTNAME.
+    let env2 = env_of(&[
+        ("SPECTRA_AGENT_STATE_DIR", "/s"),
+        ("HOSTNAME", "plain"),
+        ("SPECTRA_HOSTNAME", "spectra"),
+    ]);
+    assert_eq!(
+        AgentConfig::from_sources(None, &env2, &none)
+            .unwrap()
+            .hostname,
+        "spectra"
+    );
+
+    // CLI over env.
+    let cli = CliOverrides {
+        server: Some("http://cli:3/".into()),
+        hostname: Some("h-cli".into()),
+        procfs: Some("/cli/proc".into()),
+        state_dir: Some("/cli/state".into()),
+        token: Some("tok-cli".into()),
+        ..Default::default()
+    };
+    let c = AgentConfig::from_sources(Some(file), &env, &cli).unwrap();
+    assert_eq!(c.server, "http://cli:3", "trailing slash trimmed");
+    assert_eq!(c.hostname, "h-cli");
+    assert_eq!(c.roots.procfs, PathBuf::from("/cli/proc"));
+    assert_eq!(c.state_dir, PathBuf::from("/cli/state"));
+    assert_eq!(c.token.as_deref(), Some("tok-cli"));
+}
+
+#[test]
+fn unknown_key_is_named_with_the_file() {
+    let cli = CliOverrides {
+        config: Some("/etc/spectra/agent.toml".into()),
+        ..Default::default()
+    };
+    let e = AgentConfig::from_sources(Some("sevrer = \"x\"\n"), &env_of(BASE), &cli)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("sevrer"), "{e}");
+    assert!(e.contains("/etc/spectra/agent.toml"), "{e}");
+
+    let e = AgentConfig::from_sources(
+        Some("[sender]\ncompresion = \"gzip\"\n"),
+        &env_of(BASE),
+        &cli,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("compresion"), "{e}");
+
+    let e = AgentConfig::from_sources(
+        Some("[collectors.cpu]\nintervall = \"5s\"\n"),
+        &env_of(BASE),
+        &cli,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("intervall"), "{e}");
+}
+
+#[test]
+fn unknown_collector_is_named() {
+    let e = AgentConfig::from_sources(
+        Some("[collectors.gpu_temp]\nenabled = true\n"),
+        &env_of(BASE),
+        &CliOverrides::default(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("gpu_temp"), "{e}");
+    assert!(e.contains("disk_io"), "lists valid names: {e}");
+}
+
+#[test]
+fn bad_env_values_name_the_variable() {
+    let mut pairs = BASE.to_vec();
+    pairs.push(("DEBUG", "maybe"));
+    let e = AgentConfig::from_sources(None, &env_of(&pairs), &CliOverrides::default())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("DEBUG"), "{e}");
+    assert!(e.contains("maybe"), "{e}");
+
+    let mut pairs = BASE.to_vec();
+    pairs.push(("SPECTRA_COMPRESSION", "lz4"));
+    let e = AgentConfig::from_sources(None, &env_of(&pairs), &CliOverrides::default())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("SPECTRA_COMPRESSION"), "{e}");
+}
+
+#[test]
+fn bad_durations_name_the_key() {
+    let e = AgentConfig::from_sources(
+        Some("[collectors.memory]\ninterval = \"soon\"\n"),
+        &env_of(BASE),
+        &CliOverrides::default(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("collectors.memory.interval"), "{e}");
+    let e = AgentConfig::from_sources(
+        Some("[sender]\nbackoff_max = \"10 parsecs\"\n"),
+        &env_of(BASE),
+        &CliOverrides::default(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("sender.backoff_max"), "{e}");
+    let e = AgentConfig::from_sources(
+        Some("[collectors.cpu]\ninterval = \"1500ms\"\n"),
+        &env_of(BASE),
+        &CliOverrides::default(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("whole number of seconds"), "{e}");
+}
+
+#[test]
+fn debug_output_redacts_the_token() {
+    let mut pairs = BASE.to_vec();
+    pairs.push(("SPECTRA_TOKEN", "super-secret-token"));
+    let c = AgentConfig::from_sources(None, &env_of(&pairs), &CliOverrides::default()).unwrap();
+    let shown = format!("{c:?}");
+    assert!(!shown.contains("super-secret-token"), "{shown}");
+    assert!(shown.contains("<redacted>"));
+}
+
+#[test]
+fn state_dir_defaults_follow_xdg_for_non_root() {
+    // Only meaningful when the tests do not run as root.
+    #[cfg(unix)]
+    {
+        let running_as_root = std::fs::metadata("/proc/self")
+            .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
+            .unwrap_or(true);
+        let env = env_of(&[
+            ("XDG_STATE_HOME", "/xdg"),
+            ("HOME", "/home/u"),
+            ("SPECTRA_HOSTNAME", "h"),
+        ]);
+        let c = AgentConfig::from_sources(None, &env, &CliOverrides::default()).unwrap();
+        if running_as_root {
+            assert_eq!(c.state_dir, PathBuf::from("/var/lib/spectra-agent"));
+        } else {
+            assert_eq!(c.state_dir, PathBuf::from("/xdg/spectra-agent"));
+        }
+    }
+}

@@ -1,0 +1,76 @@
+//! Extractors: the two kinds of callers ([`AdminAuth`], [`AgentAuth`]) and
+//! query/JSON extractors whose rejections are [`AppError`]s, so every
+//! failure answers with the same `{"error": "..."}` body.
+
+use axum::extract::{FromRequestParts, Query};
+use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
+use serde::de::DeserializeOwned;
+use spectra_store::{AgentRecord, ApiTokenRecord};
+
+use super::error::AppError;
+use crate::services::auth::{parse_bearer, AuthError};
+use crate::state::AppState;
+
+fn bearer(parts: &Parts) -> Result<&str, AppError> {
+    let header = parts.headers.get(AUTHORIZATION).ok_or_else(|| {
+        AppError::Unauthorized("missing Authorization: Bearer <token> header".into())
+    })?;
+    header.to_str().ok().and_then(parse_bearer).ok_or_else(|| {
+        AppError::Unauthorized("Authorization header must be `Bearer <token>`".into())
+    })
+}
+
+impl From<AuthError> for AppError {
+    fn from(e: AuthError) -> Self {
+        match e {
+            AuthError::Invalid => AppError::Unauthorized("invalid credentials".into()),
+            AuthError::Revoked(_) | AuthError::Pending(_) => AppError::Forbidden(e.to_string()),
+            AuthError::Store(s) => s.into(),
+        }
+    }
+}
+
+/// A caller with a valid API token (for now every token is admin).
+pub struct AdminAuth(pub ApiTokenRecord);
+
+impl FromRequestParts<AppState> for AdminAuth {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
+        let token = bearer(parts)?;
+        Ok(Self(state.auth.check_api_token(token).await?))
+    }
+}
+
+/// An active agent authenticated by its credential.
+pub struct AgentAuth(pub AgentRecord);
+
+impl FromRequestParts<AppState> for AgentAuth {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
+        let credential = bearer(parts)?;
+        Ok(Self(state.auth.check_agent(credential).await?))
+    }
+}
+
+/// `Query<T>` answering bad parameters with a JSON 400.
+pub struct QueryParams<T>(pub T);
+
+impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for QueryParams<T> {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, AppError> {
+        match Query::<T>::from_request_parts(parts, state).await {
+            Ok(Query(v)) => Ok(Self(v)),
+            Err(rejection) => Err(AppError::BadRequest(rejection.body_text())),
+        }
+    }
+}
+
+/// Parses a JSON body, answering a JSON 400 naming what was wrong.
+pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, AppError> {
+    serde_json::from_slice(body)
+        .map_err(|e| AppError::BadRequest(format!("invalid JSON body: {e}")))
+}

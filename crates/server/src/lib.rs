@@ -1,0 +1,195 @@
+//! The Spectra server: HTTP API, ingest, command queue, first-run
+//! credentials and the in-process local agent, over the [`spectra_store::Store`]
+//! trait.
+//!
+//! Layout (layers as in STYLE.md: `http` → `services` → `Store`):
+//! - [`config`]: [`config::Settings`], layered defaults < TOML (`--config`)
+//!   < `SPECTRA_*` environment < flags.
+//! - [`http`]: routers, extractors and DTOs; [`http::app`] builds the router
+//!   (tests use it without a socket), [`http::serve`] runs it on a listener
+//!   with graceful shutdown; [`http::AppError`] is the one error type.
+//! - [`services`]: what handlers call: [`services::ingest`] (decode with size
+//!   caps, store), [`services::commands`] (queue, long-poll with in-process
+//!   wake-ups, results, expiry), [`services::auth`] (secrets, hashing, token
+//!   and agent-credential checks with a small cache), [`services::agents`]
+//!   (registration, statuses, hostname resolution), [`services::stats`]
+//!   (counters for `/metrics`).
+//! - [`state`]: [`state::AppState`], shared by handlers and the local agent.
+//! - [`first_run`]: the admin user, its API token and the enrollment token.
+//! - [`local_agent`]: the agent runtime in-process over a transport that
+//!   calls the services directly.
+//! - [`run`]: opens the store, prepares credentials, starts the background
+//!   tasks and serves until shutdown, then drains in order.
+//! - `main.rs`: parses settings, sets up tracing (stderr), binds, prints
+//!   `listening on <addr>` as the first stdout line, and calls [`run`].
+
+pub mod config;
+pub mod first_run;
+pub mod http;
+pub mod local_agent;
+pub mod services;
+pub mod state;
+
+use std::io::Write;
+use std::sync::Arc;
+use std::time::Duration;
+
+use spectra_store::{EmbeddedConfig, EmbeddedStore, Store};
+use tokio_util::sync::CancellationToken;
+
+pub use config::Settings;
+pub use http::{app, serve};
+pub use state::AppState;
+
+use config::{ConfigError, DatabaseUrl};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("opening the store: {0}")]
+    Store(#[from] spectra_store::StoreError),
+    #[error("preparing credentials: {0}")]
+    FirstRun(#[from] first_run::FirstRunError),
+    #[error("creating the data dir {path}: {source}")]
+    DataDir {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error("serving HTTP: {0}")]
+    Serve(std::io::Error),
+}
+
+/// Longest wait for the local agent to flush at shutdown.
+const LOCAL_AGENT_STOP_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Opens the store the settings point at.
+pub async fn open_store(settings: &Settings) -> Result<Arc<dyn Store>, ServerError> {
+    match settings.database()? {
+        DatabaseUrl::Sqlite(path) => {
+            if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+                std::fs::create_dir_all(parent).map_err(|source| ServerError::DataDir {
+                    path: parent.to_owned(),
+                    source,
+                })?;
+            }
+            let mut config = EmbeddedConfig::with_path(path);
+            config.retention = settings.retention();
+            // Opening runs migrations and replays the unsealed log: blocking work.
+            let store = tokio::task::spawn_blocking(move || EmbeddedStore::open(config))
+                .await
+                .map_err(|e| {
+                    spectra_store::StoreError::Backend(format!("opening task failed: {e}"))
+                })??;
+            Ok(Arc::new(store))
+        }
+        DatabaseUrl::Postgres => {
+            Err(ConfigError::PostgresUnavailable("postgres://...".into()).into())
+        }
+    }
+}
+
+/// Runs the server on `listener` until `shutdown` is cancelled: opens the
+/// store, prints the credentials (after the `listening on` line that the
+/// caller printed), starts the local agent and the command expiry, serves,
+/// then shuts down in order: stop accepting and drain requests, stop the
+/// local agent (it flushes), close the store (group commit flushed).
+pub async fn run(
+    settings: Settings,
+    listener: tokio::net::TcpListener,
+    shutdown: CancellationToken,
+) -> Result<(), ServerError> {
+    std::fs::create_dir_all(&settings.data_dir).map_err(|source| ServerError::DataDir {
+        path: settings.data_dir.clone(),
+        source,
+    })?;
+    let store = open_store(&settings).await?;
+    let result = run_with_store(settings, store.clone(), listener, shutdown).await;
+    if let Err(e) = store.close().await {
+        tracing::error!(error = %e, "closing the store failed");
+    }
+    tracing::info!("server stopped");
+    result
+}
+
+async fn run_with_store(
+    settings: Settings,
+    store: Arc<dyn Store>,
+    listener: tokio::net::TcpListener,
+    shutdown: CancellationToken,
+) -> Result<(), ServerError> {
+    let credentials = first_run::ensure_credentials(store.as_ref(), &settings).await?;
+    {
+        let mut stdout = std::io::stdout().lock();
+        // Nobody reading stdout is not a reason to stop the server.
+        let _ = stdout.write_all(credentials.render().as_bytes());
+        let _ = stdout.flush();
+    }
+    let local_agent = settings.local_agent;
+    let state = AppState::new(store, settings, shutdown.clone());
+
+    let expiry = tokio::spawn(
+        state
+            .commands
+            .clone()
+            .run_expiry(state.expiry_interval(), shutdown.clone()),
+    );
+    let agent_task = if local_agent {
+        match local_agent::start_local_agent(&state, shutdown.child_token()).await {
+            Ok(task) => Some(task),
+            Err(e) => {
+                // The API is still useful without the local agent.
+                tracing::error!(error = %e, "the local agent could not start");
+                None
+            }
+        }
+    } else {
+        None
+    };
+
+    let served = http::serve(listener, state, shutdown.clone()).await;
+    // Whatever ended serving, stop the rest.
+    shutdown.cancel();
+    if let Some(task) = agent_task {
+        if tokio::time::timeout(LOCAL_AGENT_STOP_TIMEOUT, task)
+            .await
+            .is_err()
+        {
+            tracing::warn!("the local agent did not stop in time");
+        }
+    }
+    let _ = expiry.await;
+    served.map_err(ServerError::Serve)
+}
+
+/// Cancels `shutdown` on ctrl-c or SIGTERM.
+pub fn spawn_signal_handler(shutdown: CancellationToken) {
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("shutting down");
+        shutdown.cancel();
+    });
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot watch SIGTERM; only ctrl-c stops the server");
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

@@ -1,0 +1,16 @@
+//! Services: what the HTTP handlers and the local agent call. They hold the
+//! rules (limits, validation, wake-ups, statuses) and talk to the store
+//! trait; they know nothing of HTTP.
+//!
+//! - [`ingest`]: `decode_batch` (decompression with caps, JSON, checks) and
+//!   storing a batch for the agent that sent it.
+//! - [`commands`]: the command queue with in-process long-poll wake-ups.
+//! - [`auth`]: secrets, hashing, API-token and agent-credential checks.
+//! - [`agents`]: registration, statuses, hostname resolution.
+//! - [`stats`]: the server's own counters.
+
+pub mod agents;
+pub mod auth;
+pub mod commands;
+pub mod ingest;
+pub mod stats;

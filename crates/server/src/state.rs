@@ -1,0 +1,67 @@
+//! [`AppState`]: what every handler and the local agent share.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use spectra_store::Store;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Settings;
+use crate::services::agents::StatusThresholds;
+use crate::services::auth::Authenticator;
+use crate::services::commands::{CommandService, CommandTimings};
+use crate::services::ingest::{IngestLimits, IngestService};
+use crate::services::stats::Counters;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+    pub settings: Arc<Settings>,
+    pub auth: Authenticator,
+    pub ingest: IngestService,
+    pub commands: CommandService,
+    pub counters: Arc<Counters>,
+    /// Cancelled when the server shuts down: long-polls return at once.
+    pub shutdown: CancellationToken,
+}
+
+impl AppState {
+    pub fn new(store: Arc<dyn Store>, settings: Settings, shutdown: CancellationToken) -> Self {
+        let counters = Arc::new(Counters::default());
+        let limits = IngestLimits {
+            max_body_bytes: settings.max_body_bytes,
+            max_decompressed_bytes: settings.max_decompressed_bytes,
+        };
+        let timings = CommandTimings {
+            ttl: settings.command_ttl,
+            delivered_timeout: settings.command_delivered_timeout,
+            long_poll_max: settings.long_poll_max,
+        };
+        Self {
+            auth: Authenticator::new(store.clone(), settings.auth_cache_ttl),
+            ingest: IngestService::new(store.clone(), limits, counters.clone()),
+            commands: CommandService::new(
+                store.clone(),
+                timings,
+                counters.clone(),
+                shutdown.clone(),
+            ),
+            store,
+            settings: Arc::new(settings),
+            counters,
+            shutdown,
+        }
+    }
+
+    pub fn thresholds(&self) -> StatusThresholds {
+        StatusThresholds {
+            stale_after: self.settings.stale_after,
+            offline_after: self.settings.offline_after,
+        }
+    }
+
+    /// How often overdue commands are expired.
+    pub fn expiry_interval(&self) -> Duration {
+        Duration::from_secs(5)
+    }
+}

@@ -1,0 +1,346 @@
+//! Embedded store benchmarks (SPEC §7): ingest throughput in samples/s,
+//! bytes per sample on disk after sealing, and history query latency for
+//! 24 h and 30 days of 10-second data.
+//!
+//! Run: `cargo bench -p spectra-store --bench ingest`. The bytes-per-sample
+//! and seal figures are printed (they are sizes, not timings).
+//!
+//! Simulated agents send what a Linux host sends every 10 s: cpu with 16
+//! cores, memory, system, 8 disks, 8 disk_io devices and 8 network
+//! interfaces (~250 numeric series per batch), values as random walks
+//! rounded to one or two decimals like the collectors' gauges.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, DurationRound, TimeDelta, Utc};
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use serde_json::{json, Value};
+use spectra_protocol::RawEnvelope;
+use spectra_store::{EmbeddedConfig, EmbeddedStore, HistoryQuery, Store};
+
+/// A small deterministic generator (xorshift64*), so runs are comparable.
+struct Walk {
+    state: u64,
+}
+
+impl Walk {
+    fn next_unit(&mut self) -> f64 {
+        self.state ^= self.state >> 12;
+        self.state ^= self.state << 25;
+        self.state ^= self.state >> 27;
+        (self.state.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    /// A value near `around`, `spread` wide, rounded to `decimals`.
+    fn gauge(&mut self, around: f64, spread: f64, decimals: i32) -> f64 {
+        let scale = 10f64.powi(decimals);
+        ((around + (self.next_unit() - 0.5) * spread) * scale).round() / scale
+    }
+}
+
+/// One agent's batch at `at`: ~250 numeric samples.
+fn host_batch(walk: &mut Walk, at: DateTime<Utc>, hostname: &str) -> Vec<RawEnvelope> {
+    let env = |metric_type: &str, data: Value| RawEnvelope {
+        metric_type: metric_type.to_owned(),
+        timestamp: at,
+        hostname: hostname.to_owned(),
+        data,
+    };
+    let mut batch = Vec::with_capacity(26);
+    let cores: Vec<f64> = (0..16).map(|_| walk.gauge(30.0, 20.0, 2)).collect();
+    batch.push(env(
+        "cpu",
+        json!({
+            "usage": walk.gauge(30.0, 10.0, 2), "cores": cores, "iowait": walk.gauge(1.0, 1.0, 2),
+            "steal": 0.0, "user": walk.gauge(20.0, 8.0, 2), "system": walk.gauge(8.0, 4.0, 2),
+            "idle": walk.gauge(70.0, 10.0, 2), "load_1m": walk.gauge(2.0, 1.0, 2),
+            "load_5m": walk.gauge(2.0, 0.5, 2), "load_15m": walk.gauge(2.0, 0.2, 2),
+        }),
+    ));
+    batch.push(env(
+        "memory",
+        json!({
+            "ram_total": 34_359_738_368u64, "ram_used": 12_000_000_000u64 + (walk.next_unit() * 1e8) as u64,
+            "ram_available": 20_000_000_000u64 + (walk.next_unit() * 1e8) as u64,
+            "ram_used_pct": walk.gauge(35.0, 1.0, 2), "swap_total": 2_147_483_648u64, "swap_used": 0,
+            "swap_pct": 0.0, "ram_cached": 8_000_000_000u64 + (walk.next_unit() * 1e7) as u64,
+        }),
+    ));
+    batch.push(env(
+        "system",
+        json!({"uptime": 864_000, "processes": 312, "users": 2, "boot_time": 1_760_000_000}),
+    ));
+    for d in 0..8 {
+        batch.push(env(
+            "disk",
+            json!({
+                "device": format!("/dev/sd{}1", (b'a' + d) as char), "mountpoint": format!("/mnt/disk{d}"),
+                "filesystem": "ext4", "disk_type": "ssd", "disk_total": 1_000_204_886_016u64,
+                "disk_used": 400_000_000_000u64 + u64::from(d) * 1_000_000, "disk_available": 550_000_000_000u64,
+                "disk_used_pct": 42.1, "inodes_total": 61_054_976, "inodes_used": 1_200_000, "inodes_pct": 1.97,
+            }),
+        ));
+        batch.push(env(
+            "disk_io",
+            json!({
+                "device": format!("sd{}", (b'a' + d) as char), "read_bytes": walk.gauge(50_000.0, 40_000.0, 1),
+                "write_bytes": walk.gauge(200_000.0, 100_000.0, 1), "read_ops": walk.gauge(10.0, 8.0, 1),
+                "write_ops": walk.gauge(40.0, 20.0, 1), "read_time_ms": walk.gauge(0.5, 0.4, 2),
+                "write_time_ms": walk.gauge(1.5, 1.0, 2), "io_in_progress": 0,
+            }),
+        ));
+        batch.push(env(
+            "network",
+            json!({
+                "interface": format!("eth{d}"), "mac_address": format!("52:54:00:12:34:{d:02x}"), "mtu": 1500,
+                "speed": 10_000, "rx_bytes": walk.gauge(120_000.0, 80_000.0, 1),
+                "rx_packets": walk.gauge(150.0, 80.0, 1), "rx_errors": 0.0, "rx_drops": 0.0,
+                "tx_bytes": walk.gauge(60_000.0, 40_000.0, 1), "tx_packets": walk.gauge(90.0, 50.0, 1),
+                "tx_errors": 0.0, "tx_drops": 0.0, "operstate": "up", "up": true,
+            }),
+        ));
+    }
+    batch
+}
+
+fn count_numeric(value: &Value) -> u64 {
+    match value {
+        Value::Number(_) | Value::Bool(_) => 1,
+        Value::Array(items) => items.iter().map(count_numeric).sum(),
+        Value::Object(map) => map.values().map(count_numeric).sum(),
+        _ => 0,
+    }
+}
+
+fn samples_in(batch: &[RawEnvelope]) -> u64 {
+    batch.iter().map(|e| count_numeric(&e.data)).sum()
+}
+
+fn open(dir: &std::path::Path) -> EmbeddedStore {
+    let mut config = EmbeddedConfig::new(dir);
+    config.background_maintenance = false;
+    EmbeddedStore::open(config).expect("open")
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+/// Ingest throughput: `agents` concurrent agents each sending one batch.
+fn bench_ingest(c: &mut Criterion) {
+    let rt = runtime();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Arc::new(open(dir.path()));
+    let agents = 200usize;
+    let mut walk = Walk {
+        state: 0x9e37_79b9_7f4a_7c15,
+    };
+    let start = Utc::now()
+        .duration_trunc(TimeDelta::hours(1))
+        .expect("trunc")
+        - TimeDelta::days(1);
+    let mut tick = 0i64;
+    let per_batch = samples_in(&host_batch(&mut walk, start, "probe"));
+    let mut group = c.benchmark_group("ingest");
+    group
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(10));
+    group.throughput(Throughput::Elements(per_batch * agents as u64));
+    group.bench_function(BenchmarkId::new("concurrent_agents", agents), |b| {
+        b.iter_custom(|iterations| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iterations {
+                tick += 1;
+                let at = start + TimeDelta::seconds(tick * 10);
+                let batches: Vec<Vec<RawEnvelope>> = (0..agents)
+                    .map(|a| host_batch(&mut walk, at, &format!("host-{a}")))
+                    .collect();
+                let began = Instant::now();
+                rt.block_on(async {
+                    let tasks: Vec<_> = batches
+                        .into_iter()
+                        .enumerate()
+                        .map(|(a, batch)| {
+                            let store = Arc::clone(&store);
+                            tokio::spawn(async move {
+                                store
+                                    .ingest(&format!("agent-{a}"), &format!("b{tick}"), batch)
+                                    .await
+                            })
+                        })
+                        .collect();
+                    for task in tasks {
+                        task.await.expect("task").expect("ingest");
+                    }
+                });
+                total += began.elapsed();
+            }
+            total
+        });
+    });
+    group.finish();
+    rt.block_on(store.close()).expect("close");
+}
+
+/// Seeds `agents` agents with an hour of 10 s data, seals it and prints
+/// bytes per sample (used pages, and the whole file) and seal speed.
+fn report_bytes_per_sample(_: &mut Criterion) {
+    let rt = runtime();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Arc::new(open(dir.path()));
+    let agents = 20;
+    let start = Utc::now()
+        .duration_trunc(TimeDelta::hours(1))
+        .expect("trunc")
+        - TimeDelta::hours(3);
+    let mut walk = Walk { state: 42 };
+    let mut samples = 0u64;
+    let ingest_began = Instant::now();
+    rt.block_on(async {
+        for tick in 0..360i64 {
+            let at = start + TimeDelta::seconds(tick * 10);
+            let mut tasks = Vec::new();
+            for a in 0..agents {
+                let batch = host_batch(&mut walk, at, &format!("host-{a}"));
+                samples += samples_in(&batch);
+                let store = Arc::clone(&store);
+                tasks.push(tokio::spawn(async move {
+                    store
+                        .ingest(&format!("agent-{a}"), &format!("b{tick}"), batch)
+                        .await
+                }));
+            }
+            for task in tasks {
+                task.await.expect("task").expect("ingest");
+            }
+        }
+    });
+    let ingest_secs = ingest_began.elapsed().as_secs_f64();
+    let seal_began = Instant::now();
+    let report = rt
+        .block_on(store.maintenance(Utc::now()))
+        .expect("maintenance");
+    let seal_secs = seal_began.elapsed().as_secs_f64();
+    rt.block_on(store.close()).expect("close");
+
+    let conn = rusqlite::Connection::open(store.path()).expect("open db");
+    let pragma = |name: &str| -> i64 {
+        conn.query_row(&format!("PRAGMA {name}"), [], |row| row.get(0))
+            .expect(name)
+    };
+    let (pages, free, page_size) = (
+        pragma("page_count"),
+        pragma("freelist_count"),
+        pragma("page_size"),
+    );
+    let file_bytes = std::fs::metadata(store.path()).expect("stat").len();
+    let used_bytes = (pages - free) * page_size;
+    let chunk_bytes: i64 = conn
+        .query_row(
+            "SELECT coalesce(sum(length(data)), 0) FROM chunks",
+            [],
+            |row| row.get(0),
+        )
+        .expect("sum");
+    let raw_bytes: i64 = conn
+        .query_row(
+            "SELECT coalesce(sum(length(data)), 0) FROM chunks WHERE tier = 0",
+            [],
+            |row| row.get(0),
+        )
+        .expect("sum");
+    println!(
+        "storage: {samples} samples from {agents} agents x 1 h @ 10 s ({} batches sealed, {} chunks)",
+        report.sealed_batches, report.chunks_written
+    );
+    println!(
+        "storage: ingest {:.0} samples/s (sequential ticks, {agents} concurrent agents); seal {:.0} samples/s",
+        samples as f64 / ingest_secs,
+        samples as f64 / seal_secs
+    );
+    println!(
+        "storage: {:.2} B/sample in used pages ({used_bytes} B), {:.2} B/sample whole file ({file_bytes} B, \
+         {} free pages left by the sealed batch log, reused by the next one)",
+        used_bytes as f64 / samples as f64,
+        file_bytes as f64 / samples as f64,
+        free
+    );
+    println!(
+        "storage: chunk blobs {:.2} B/sample (raw tier {:.2} B/sample, rollups {:.2} B/sample)",
+        chunk_bytes as f64 / samples as f64,
+        raw_bytes as f64 / samples as f64,
+        (chunk_bytes - raw_bytes) as f64 / samples as f64
+    );
+}
+
+/// History latency over 30 days of 10 s cpu data for one agent.
+fn bench_history(c: &mut Criterion) {
+    let rt = runtime();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Arc::new(open(dir.path()));
+    let now = Utc::now();
+    let end = now.duration_trunc(TimeDelta::hours(1)).expect("trunc") - TimeDelta::hours(1);
+    let start = end - TimeDelta::days(30);
+    let mut walk = Walk { state: 7 };
+    rt.block_on(async {
+        // One batch per hour of data (360 cpu envelopes), sealed daily.
+        let mut hour = 0i64;
+        while start + TimeDelta::hours(hour) < end {
+            let batch: Vec<RawEnvelope> = (0..360)
+                .flat_map(|i| {
+                    let at = start + TimeDelta::hours(hour) + TimeDelta::seconds(i * 10);
+                    host_batch(&mut walk, at, "h").into_iter().take(1)
+                })
+                .collect();
+            store
+                .ingest("agent-0", &format!("h{hour}"), batch)
+                .await
+                .expect("ingest");
+            hour += 1;
+            if hour % 24 == 0 {
+                store.maintenance(now).await.expect("maintenance");
+            }
+        }
+        store.maintenance(now).await.expect("maintenance");
+    });
+    let mut group = c.benchmark_group("history_cpu");
+    group.sample_size(20);
+    for (name, days, step) in [
+        ("24h_raw", 1, None),
+        ("24h_step_60s", 1, Some(60)),
+        ("24h_step_300s", 1, Some(300)),
+        ("30d_step_600s", 30, Some(600)),
+        ("30d_step_3600s", 30, Some(3600)),
+    ] {
+        let query = HistoryQuery {
+            agent_id: "agent-0".into(),
+            metric_type: "cpu".into(),
+            start: end - TimeDelta::days(days),
+            end,
+            step: step.map(Duration::from_secs),
+        };
+        let answered = rt
+            .block_on(store.history(query.clone()))
+            .expect("history")
+            .len();
+        assert!(answered > 0, "{name} answered nothing");
+        group.bench_function(name, |b| {
+            b.iter(|| rt.block_on(store.history(query.clone())).expect("history"));
+        });
+    }
+    group.finish();
+    rt.block_on(store.close()).expect("close");
+}
+
+criterion_group!(
+    benches,
+    report_bytes_per_sample,
+    bench_ingest,
+    bench_history
+);
+criterion_main!(benches);

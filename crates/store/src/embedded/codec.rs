@@ -1,0 +1,407 @@
+//! Chunk and rollup encoding.
+//!
+//! A raw chunk is one series' samples of one seal pass: a kind byte, the
+//! sample count (u32 LE), then two length-prefixed `pco` streams: the
+//! timestamps (i64 nanoseconds; regular intervals compress to almost
+//! nothing) and the values (i64 for ints and bools, f64 for floats; pco
+//! finds the decimal structure of rounded gauges).
+//!
+//! A rollup chunk holds per-bucket aggregates (bucket start, min, max, sum,
+//! count, last), six streams behind the bucket count. Each stream is tagged:
+//! pco, or plain little-endian values when pco's headers would cost more.
+
+use crate::{Result, StoreError};
+
+use super::flatten::{Kind, Number};
+
+/// Samples of one series, sorted by time.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct RawChunk {
+    pub kind: Kind,
+    pub timestamps_ns: Vec<i64>,
+    /// Ints and bools (0/1) as i64, floats as their bits' f64 in `floats`.
+    pub ints: Vec<i64>,
+    pub floats: Vec<f64>,
+}
+
+impl RawChunk {
+    pub(crate) fn len(&self) -> usize {
+        self.timestamps_ns.len()
+    }
+
+    pub(crate) fn number_at(&self, index: usize) -> Number {
+        match self.kind {
+            Kind::Int => Number::Int(self.ints[index]),
+            Kind::Bool => Number::Bool(self.ints[index] != 0),
+            Kind::Float => Number::Float(self.floats[index]),
+        }
+    }
+
+    /// Builds a chunk from `(timestamp, value)` points of one kind, sorting
+    /// them by time (a seal pass may meet late batches out of order).
+    pub(crate) fn from_points(kind: Kind, mut points: Vec<(i64, Number)>) -> Self {
+        points.sort_by_key(|(ts, _)| *ts);
+        let timestamps_ns = points.iter().map(|(ts, _)| *ts).collect();
+        let (mut ints, mut floats) = (Vec::new(), Vec::new());
+        for (_, value) in &points {
+            match value {
+                Number::Int(v) => ints.push(*v),
+                Number::Bool(v) => ints.push(i64::from(*v)),
+                Number::Float(v) => floats.push(*v),
+            }
+        }
+        Self {
+            kind,
+            timestamps_ns,
+            ints,
+            floats,
+        }
+    }
+
+    pub(crate) fn values_f64(&self) -> Vec<f64> {
+        match self.kind {
+            Kind::Float => self.floats.clone(),
+            Kind::Int | Kind::Bool => self.ints.iter().map(|v| *v as f64).collect(),
+        }
+    }
+}
+
+/// An 8-byte number a stream can hold: pco-compressed, or written plainly
+/// when that is smaller (pco's headers outweigh a handful of values, as in
+/// the one bucket of an hourly rollup).
+pub(crate) trait StreamNumber: pco::data_types::Number {
+    fn to_le(self) -> [u8; 8];
+    fn from_le(bytes: [u8; 8]) -> Self;
+}
+
+impl StreamNumber for i64 {
+    fn to_le(self) -> [u8; 8] {
+        self.to_le_bytes()
+    }
+    fn from_le(bytes: [u8; 8]) -> Self {
+        i64::from_le_bytes(bytes)
+    }
+}
+
+impl StreamNumber for f64 {
+    fn to_le(self) -> [u8; 8] {
+        self.to_le_bytes()
+    }
+    fn from_le(bytes: [u8; 8]) -> Self {
+        f64::from_le_bytes(bytes)
+    }
+}
+
+const STREAM_PCO: u8 = 1;
+const STREAM_PLAIN: u8 = 2;
+
+/// A stream's bytes: a tag, then pco output or plain little-endian values.
+fn compress<T: StreamNumber>(values: &[T]) -> Result<Vec<u8>> {
+    if values.is_empty() {
+        return Ok(Vec::new());
+    }
+    let packed = pco::standalone::simple_compress(values, &pco::ChunkConfig::default())
+        .map_err(|e| StoreError::Backend(format!("compressing a chunk: {e}")))?;
+    let mut out = Vec::with_capacity(packed.len().min(values.len() * 8) + 1);
+    if packed.len() < values.len() * 8 {
+        out.push(STREAM_PCO);
+        out.extend_from_slice(&packed);
+    } else {
+        out.push(STREAM_PLAIN);
+        for value in values {
+            out.extend_from_slice(&value.to_le());
+        }
+    }
+    Ok(out)
+}
+
+fn decompress<T: StreamNumber>(bytes: &[u8], expected: usize) -> Result<Vec<T>> {
+    if expected == 0 {
+        return Ok(Vec::new());
+    }
+    let values: Vec<T> = match bytes.split_first() {
+        Some((&STREAM_PCO, packed)) => pco::standalone::simple_decompress(packed)
+            .map_err(|e| StoreError::Backend(format!("corrupt chunk: {e}")))?,
+        Some((&STREAM_PLAIN, plain)) => plain
+            .chunks_exact(8)
+            .map(|b| T::from_le([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]))
+            .collect(),
+        _ => return Err(StoreError::Backend("corrupt chunk: unknown stream encoding".into())),
+    };
+    if values.len() != expected {
+        return Err(StoreError::Backend(format!(
+            "corrupt chunk: {} values where {expected} were recorded",
+            values.len()
+        )));
+    }
+    Ok(values)
+}
+
+fn push_stream(out: &mut Vec<u8>, stream: &[u8]) {
+    out.extend_from_slice(&(stream.len() as u32).to_le_bytes());
+    out.extend_from_slice(stream);
+}
+
+/// Reads length-prefixed pieces off the front of a blob.
+struct Reader<'a> {
+    rest: &'a [u8],
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8]> {
+        if self.rest.len() < n {
+            return Err(StoreError::Backend("corrupt chunk: truncated".into()));
+        }
+        let (head, tail) = self.rest.split_at(n);
+        self.rest = tail;
+        Ok(head)
+    }
+
+    fn u32(&mut self) -> Result<usize> {
+        let bytes = self.take(4)?;
+        Ok(u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]) as usize)
+    }
+
+    fn stream(&mut self) -> Result<&'a [u8]> {
+        let len = self.u32()?;
+        self.take(len)
+    }
+}
+
+pub(crate) fn encode_raw(chunk: &RawChunk) -> Result<Vec<u8>> {
+    let mut out = Vec::with_capacity(64);
+    out.push(chunk.kind as u8);
+    out.extend_from_slice(&(chunk.len() as u32).to_le_bytes());
+    push_stream(&mut out, &compress(&chunk.timestamps_ns)?);
+    match chunk.kind {
+        Kind::Float => push_stream(&mut out, &compress(&chunk.floats)?),
+        Kind::Int | Kind::Bool => push_stream(&mut out, &compress(&chunk.ints)?),
+    }
+    Ok(out)
+}
+
+pub(crate) fn decode_raw(blob: &[u8]) -> Result<RawChunk> {
+    let mut reader = Reader { rest: blob };
+    let kind = Kind::from_code(i64::from(reader.take(1)?[0]))
+        .ok_or_else(|| StoreError::Backend("corrupt chunk: unknown kind".into()))?;
+    let n = reader.u32()?;
+    let timestamps_ns = decompress::<i64>(reader.stream()?, n)?;
+    let values = reader.stream()?;
+    let (ints, floats) = match kind {
+        Kind::Float => (Vec::new(), decompress::<f64>(values, n)?),
+        Kind::Int | Kind::Bool => (decompress::<i64>(values, n)?, Vec::new()),
+    };
+    Ok(RawChunk {
+        kind,
+        timestamps_ns,
+        ints,
+        floats,
+    })
+}
+
+/// Aggregates of one series over one bucket.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Bucket {
+    pub start_ns: i64,
+    pub min: f64,
+    pub max: f64,
+    pub sum: f64,
+    pub count: i64,
+    pub last: f64,
+}
+
+/// Buckets `width_ns` wide (aligned to the epoch) over time-sorted points.
+pub(crate) fn compute_rollups(timestamps_ns: &[i64], values: &[f64], width_ns: i64) -> Vec<Bucket> {
+    let mut buckets: Vec<Bucket> = Vec::new();
+    for (ts, value) in timestamps_ns.iter().zip(values) {
+        let start_ns = ts.div_euclid(width_ns) * width_ns;
+        match buckets.last_mut() {
+            Some(bucket) if bucket.start_ns == start_ns => {
+                bucket.min = bucket.min.min(*value);
+                bucket.max = bucket.max.max(*value);
+                bucket.sum += value;
+                bucket.count += 1;
+                bucket.last = *value;
+            }
+            _ => buckets.push(Bucket {
+                start_ns,
+                min: *value,
+                max: *value,
+                sum: *value,
+                count: 1,
+                last: *value,
+            }),
+        }
+    }
+    buckets
+}
+
+pub(crate) fn encode_rollups(buckets: &[Bucket]) -> Result<Vec<u8>> {
+    let mut out = Vec::with_capacity(64);
+    out.extend_from_slice(&(buckets.len() as u32).to_le_bytes());
+    let starts: Vec<i64> = buckets.iter().map(|b| b.start_ns).collect();
+    let counts: Vec<i64> = buckets.iter().map(|b| b.count).collect();
+    push_stream(&mut out, &compress(&starts)?);
+    for field in [
+        |b: &Bucket| b.min,
+        |b: &Bucket| b.max,
+        |b: &Bucket| b.sum,
+        |b: &Bucket| b.last,
+    ] {
+        let column: Vec<f64> = buckets.iter().map(field).collect();
+        push_stream(&mut out, &compress(&column)?);
+    }
+    push_stream(&mut out, &compress(&counts)?);
+    Ok(out)
+}
+
+pub(crate) fn decode_rollups(blob: &[u8]) -> Result<Vec<Bucket>> {
+    let mut reader = Reader { rest: blob };
+    let n = reader.u32()?;
+    let starts = decompress::<i64>(reader.stream()?, n)?;
+    let mins = decompress::<f64>(reader.stream()?, n)?;
+    let maxs = decompress::<f64>(reader.stream()?, n)?;
+    let sums = decompress::<f64>(reader.stream()?, n)?;
+    let lasts = decompress::<f64>(reader.stream()?, n)?;
+    let counts = decompress::<i64>(reader.stream()?, n)?;
+    Ok((0..n)
+        .map(|i| Bucket {
+            start_ns: starts[i],
+            min: mins[i],
+            max: maxs[i],
+            sum: sums[i],
+            count: counts[i],
+            last: lasts[i],
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECOND: i64 = 1_000_000_000;
+
+    fn round_trip(chunk: &RawChunk) -> RawChunk {
+        decode_raw(&encode_raw(chunk).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn raw_chunks_round_trip_every_kind() {
+        let ints = RawChunk::from_points(
+            Kind::Int,
+            vec![
+                (20 * SECOND, Number::Int(i64::MAX)),
+                (10 * SECOND, Number::Int(-5)),
+            ],
+        );
+        assert_eq!(
+            ints.timestamps_ns,
+            vec![10 * SECOND, 20 * SECOND],
+            "sorted by time"
+        );
+        assert_eq!(round_trip(&ints), ints);
+
+        let floats = RawChunk::from_points(
+            Kind::Float,
+            (0..500)
+                .map(|i| (i * 10 * SECOND, Number::Float(f64::from(i as i32) * 0.1)))
+                .collect(),
+        );
+        let decoded = round_trip(&floats);
+        assert_eq!(decoded, floats);
+        assert_eq!(decoded.number_at(3), Number::Float(3.0 * 0.1));
+
+        let bools = RawChunk::from_points(
+            Kind::Bool,
+            vec![(1, Number::Bool(true)), (2, Number::Bool(false))],
+        );
+        let decoded = round_trip(&bools);
+        assert_eq!(decoded.number_at(0), Number::Bool(true));
+        assert_eq!(decoded.number_at(1), Number::Bool(false));
+    }
+
+    #[test]
+    fn raw_chunks_round_trip_empty_and_single_point() {
+        let plain = RawChunk::from_points(Kind::Float, vec![(1, Number::Float(0.1)), (2, Number::Float(-7.25))]);
+        assert_eq!(round_trip(&plain), plain, "tiny streams are stored plainly");
+        let empty = RawChunk::from_points(Kind::Float, Vec::new());
+        assert_eq!(round_trip(&empty).len(), 0);
+        let one = RawChunk::from_points(Kind::Int, vec![(42, Number::Int(7))]);
+        assert_eq!(round_trip(&one), one);
+    }
+
+    #[test]
+    fn regular_gauges_compress_far_below_their_raw_size() {
+        let chunk = RawChunk::from_points(
+            Kind::Float,
+            (0..360)
+                .map(|i| {
+                    (
+                        i * 10 * SECOND,
+                        Number::Float(f64::from((i * 7 % 1000) as i32) / 10.0),
+                    )
+                })
+                .collect(),
+        );
+        let encoded = encode_raw(&chunk).unwrap();
+        assert!(
+            encoded.len() < 360 * 4,
+            "{} bytes for 360 points",
+            encoded.len()
+        );
+    }
+
+    #[test]
+    fn corrupt_chunks_are_errors_not_panics() {
+        assert!(decode_raw(&[]).is_err());
+        assert!(decode_raw(&[1, 5, 0, 0, 0, 9, 0, 0, 0]).is_err());
+        assert!(decode_rollups(&[3, 0]).is_err());
+    }
+
+    #[test]
+    fn rollups_aggregate_per_aligned_bucket() {
+        let minute = 60 * SECOND;
+        // 59 s and 60 s fall on both sides of a bucket boundary.
+        let ts = [0, 30 * SECOND, 59 * SECOND, 60 * SECOND, 125 * SECOND];
+        let values = [4.0, 1.0, 7.0, 2.0, -3.0];
+        let buckets = compute_rollups(&ts, &values, minute);
+        assert_eq!(buckets.len(), 3);
+        assert_eq!(
+            buckets[0],
+            Bucket {
+                start_ns: 0,
+                min: 1.0,
+                max: 7.0,
+                sum: 12.0,
+                count: 3,
+                last: 7.0
+            }
+        );
+        assert_eq!(
+            buckets[1],
+            Bucket {
+                start_ns: minute,
+                min: 2.0,
+                max: 2.0,
+                sum: 2.0,
+                count: 1,
+                last: 2.0
+            }
+        );
+        assert_eq!(buckets[2].start_ns, 2 * minute);
+        assert_eq!(
+            decode_rollups(&encode_rollups(&buckets).unwrap()).unwrap(),
+            buckets
+        );
+    }
+
+    #[test]
+    fn rollups_align_negative_times_to_the_bucket_before() {
+        let buckets = compute_rollups(&[-SECOND], &[5.0], 60 * SECOND);
+        assert_eq!(buckets[0].start_ns, -60 * SECOND);
+        assert!(decode_rollups(&encode_rollups(&[]).unwrap())
+            .unwrap()
+            .is_empty());
+    }
+}
