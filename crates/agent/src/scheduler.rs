@@ -268,7 +268,8 @@ impl<C: Clock> Scheduler<C> {
                         "skipped missed ticks"
                     );
                 }
-                self.slots[index].next_due_ms = next_boundary_ms(tick_ms, self.slots[index].interval_ms);
+                self.slots[index].next_due_ms =
+                    next_boundary_ms(tick_ms, self.slots[index].interval_ms);
                 self.fire(sink, index, tick_ms, &mut blocking);
             }
         }

@@ -68,7 +68,10 @@ where
         if let Some(v) = check().await {
             return v;
         }
-        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -112,7 +115,9 @@ impl Server {
             .expect("spectra-server printed nothing within 60 s");
         let addr = first
             .strip_prefix("listening on ")
-            .unwrap_or_else(|| panic!("first stdout line should be `listening on <addr>`, got {first:?}"))
+            .unwrap_or_else(|| {
+                panic!("first stdout line should be `listening on <addr>`, got {first:?}")
+            })
             .trim()
             .to_owned();
         Server {
@@ -128,13 +133,18 @@ impl Server {
     }
 
     pub fn port(&self) -> u16 {
-        self.addr.rsplit(':').next().and_then(|p| p.parse().ok()).expect("port")
+        self.addr
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .expect("port")
     }
 
     /// SIGTERM and wait for a clean exit.
     pub fn stop(mut self) -> std::process::ExitStatus {
         terminate(&self.child);
-        wait_exit(&mut self.child, Duration::from_secs(30)).expect("server did not exit within 30 s of SIGTERM")
+        wait_exit(&mut self.child, Duration::from_secs(30))
+            .expect("server did not exit within 30 s of SIGTERM")
     }
 
     /// SIGKILL: no chance to flush anything.
@@ -218,7 +228,10 @@ impl Api {
     pub fn new(base: &str) -> Api {
         Api {
             base: base.to_owned(),
-            http: reqwest::Client::builder().timeout(Duration::from_secs(70)).build().expect("client"),
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(70))
+                .build()
+                .expect("client"),
         }
     }
 
@@ -254,18 +267,32 @@ impl Api {
         if status != 200 {
             return None;
         }
-        body.as_array()?.iter().find(|a| a["hostname"] == hostname).cloned()
+        body.as_array()?
+            .iter()
+            .find(|a| a["hostname"] == hostname)
+            .cloned()
     }
 
     /// Timestamps (RFC 3339 strings) of an agent's samples of one type.
-    pub async fn sample_times(&self, agent_id: &str, metric_type: &str, range: &str) -> Vec<String> {
+    pub async fn sample_times(
+        &self,
+        agent_id: &str,
+        metric_type: &str,
+        range: &str,
+    ) -> Vec<String> {
         let (status, body) = self
-            .get(&format!("/api/v1/agents/{agent_id}/metrics/{metric_type}?range={range}"))
+            .get(&format!(
+                "/api/v1/agents/{agent_id}/metrics/{metric_type}?range={range}"
+            ))
             .await;
         assert_eq!(status, 200, "history: {body}");
         body["samples"]
             .as_array()
-            .map(|s| s.iter().filter_map(|x| x["timestamp"].as_str().map(str::to_owned)).collect())
+            .map(|s| {
+                s.iter()
+                    .filter_map(|x| x["timestamp"].as_str().map(str::to_owned))
+                    .collect()
+            })
             .unwrap_or_default()
     }
 }

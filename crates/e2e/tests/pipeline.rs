@@ -13,7 +13,10 @@ use spectra_e2e::*;
 const LONG: Duration = Duration::from_secs(60);
 
 async fn agent_id(api: &Api, hostname: &str) -> String {
-    let agent = wait_for("the agent to register", LONG, || async { api.agent_by_hostname(hostname).await }).await;
+    let agent = wait_for("the agent to register", LONG, || async {
+        api.agent_by_hostname(hostname).await
+    })
+    .await;
     agent["id"].as_str().expect("agent id").to_owned()
 }
 
@@ -29,7 +32,11 @@ async fn latest_of(api: &Api, id: &str, metric_type: &str) -> Option<Value> {
 fn parse_times(times: &[String]) -> Vec<DateTime<Utc>> {
     let mut v: Vec<DateTime<Utc>> = times
         .iter()
-        .map(|t| DateTime::parse_from_rfc3339(t).expect("rfc3339").with_timezone(&Utc))
+        .map(|t| {
+            DateTime::parse_from_rfc3339(t)
+                .expect("rfc3339")
+                .with_timezone(&Utc)
+        })
         .collect();
     v.sort();
     v.dedup();
@@ -39,13 +46,26 @@ fn parse_times(times: &[String]) -> Vec<DateTime<Utc>> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn agent_enrolls_and_its_metrics_are_served() {
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(&dir.path().join("server"), "127.0.0.1:0", &["--no-local-agent"]);
+    let server = Server::start(
+        &dir.path().join("server"),
+        "127.0.0.1:0",
+        &["--no-local-agent"],
+    );
     let api = Api::new(&server.url());
-    let agent = Agent::start(&server.url(), &dir.path().join("agent"), FAST_AGENT_CONFIG, "e2e-enroll");
+    let agent = Agent::start(
+        &server.url(),
+        &dir.path().join("agent"),
+        FAST_AGENT_CONFIG,
+        "e2e-enroll",
+    );
 
     let id = agent_id(&api, "e2e-enroll").await;
     let memory = wait_for("a memory sample", LONG, || latest_of(&api, &id, "memory")).await;
-    assert_eq!(memory["data"]["ram_total"].as_u64(), Some(meminfo_total_bytes()), "{memory}");
+    assert_eq!(
+        memory["data"]["ram_total"].as_u64(),
+        Some(meminfo_total_bytes()),
+        "{memory}"
+    );
     let used_pct = memory["data"]["ram_used_pct"].as_f64().unwrap();
     assert!((0.0..=100.0).contains(&used_pct), "{memory}");
 
@@ -77,7 +97,12 @@ async fn agent_enrolls_and_its_metrics_are_served() {
 
     // A restart keeps the identity: still one agent with that hostname, same id.
     agent.stop().expect("agent exits on SIGTERM");
-    let _agent = Agent::start(&server.url(), &dir.path().join("agent"), FAST_AGENT_CONFIG, "e2e-enroll");
+    let _agent = Agent::start(
+        &server.url(),
+        &dir.path().join("agent"),
+        FAST_AGENT_CONFIG,
+        "e2e-enroll",
+    );
     let before = Utc::now();
     wait_for("samples after the agent restart", LONG, || async {
         let t = parse_times(&api.sample_times(&id, "cpu", "15m").await);
@@ -85,7 +110,12 @@ async fn agent_enrolls_and_its_metrics_are_served() {
     })
     .await;
     let (_, agents) = api.get("/api/v1/agents").await;
-    let same_host: Vec<_> = agents.as_array().unwrap().iter().filter(|a| a["hostname"] == "e2e-enroll").collect();
+    let same_host: Vec<_> = agents
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["hostname"] == "e2e-enroll")
+        .collect();
     assert_eq!(same_host.len(), 1, "{agents}");
 }
 
@@ -97,7 +127,10 @@ async fn local_agent_reports_this_machine() {
     let local = wait_for("the local agent", LONG, || async {
         let (status, body) = api.get("/api/v1/agents").await;
         (status == 200).then_some(())?;
-        body.as_array()?.iter().find(|a| a["local"] == true).cloned()
+        body.as_array()?
+            .iter()
+            .find(|a| a["local"] == true)
+            .cloned()
     })
     .await;
     let id = local["id"].as_str().unwrap().to_owned();
@@ -105,7 +138,10 @@ async fn local_agent_reports_this_machine() {
         wait_for(&format!("local {t}"), LONG, || latest_of(&api, &id, t)).await;
     }
     let memory = latest_of(&api, &id, "memory").await.unwrap();
-    assert_eq!(memory["data"]["ram_total"].as_u64(), Some(meminfo_total_bytes()));
+    assert_eq!(
+        memory["data"]["ram_total"].as_u64(),
+        Some(meminfo_total_bytes())
+    );
 
     // Restarting the server keeps the local agent's identity.
     let data_dir = server.data_dir.clone();
@@ -113,7 +149,12 @@ async fn local_agent_reports_this_machine() {
     let server = Server::start(&data_dir, "127.0.0.1:0", &[]);
     let api = Api::new(&server.url());
     let (_, agents) = api.get("/api/v1/agents").await;
-    let locals: Vec<_> = agents.as_array().unwrap().iter().filter(|a| a["local"] == true).collect();
+    let locals: Vec<_> = agents
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["local"] == true)
+        .collect();
     assert_eq!(locals.len(), 1, "{agents}");
     assert_eq!(locals[0]["id"], id.as_str());
 }
@@ -121,9 +162,18 @@ async fn local_agent_reports_this_machine() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn seed_trigger_commands_reach_the_long_polling_agent() {
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(&dir.path().join("server"), "127.0.0.1:0", &["--no-local-agent"]);
+    let server = Server::start(
+        &dir.path().join("server"),
+        "127.0.0.1:0",
+        &["--no-local-agent"],
+    );
     let api = Api::new(&server.url());
-    let _agent = Agent::start(&server.url(), &dir.path().join("agent"), FAST_AGENT_CONFIG, "webserver-01");
+    let _agent = Agent::start(
+        &server.url(),
+        &dir.path().join("agent"),
+        FAST_AGENT_CONFIG,
+        "webserver-01",
+    );
     let id = agent_id(&api, "webserver-01").await;
     // Let the agent reach its long-poll (it reports first, then polls).
     wait_for("first metrics", LONG, || latest_of(&api, &id, "memory")).await;
@@ -151,35 +201,60 @@ async fn seed_trigger_commands_reach_the_long_polling_agent() {
     eprintln!("LIST_MOUNTS queued → result in {elapsed:?}");
 
     // The seed's curl examples: queued at once, answered explicitly.
-    let (status, body) = api.post("/admin/trigger_network?hostname=webserver-01&action=ping&target=127.0.0.1").await;
+    let (status, body) = api
+        .post("/admin/trigger_network?hostname=webserver-01&action=ping&target=127.0.0.1")
+        .await;
     assert_eq!(status, 202, "{body}");
     assert_eq!(body["status"], "queued");
     let cmd = body["command_id"].as_str().unwrap().to_owned();
     let (_, result) = api.get(&format!("/api/v1/commands/{cmd}?wait=30s")).await;
-    assert!(matches!(result["status"].as_str(), Some("done" | "failed")), "{result}");
+    assert!(
+        matches!(result["status"].as_str(), Some("done" | "failed")),
+        "{result}"
+    );
     if result["status"] == "failed" {
-        assert!(result["error"].as_str().unwrap().contains("not supported"), "{result}");
+        assert!(
+            result["error"].as_str().unwrap().contains("not supported"),
+            "{result}"
+        );
     }
 
-    let (status, body) = api.post("/admin/trigger_disk?hostname=webserver-01&path=/var/log&top_n=10").await;
+    let (status, body) = api
+        .post("/admin/trigger_disk?hostname=webserver-01&path=/var/log&top_n=10")
+        .await;
     assert_eq!(status, 202, "{body}");
     let (status, body) = api.post("/admin/trigger_logs?hostname=webserver-01").await;
     assert_eq!(status, 202, "{body}");
     let cmd = body["command_id"].as_str().unwrap().to_owned();
     let (_, result) = api.get(&format!("/api/v1/commands/{cmd}?wait=30s")).await;
-    assert!(matches!(result["status"].as_str(), Some("done" | "failed")), "{result}");
+    assert!(
+        matches!(result["status"].as_str(), Some("done" | "failed")),
+        "{result}"
+    );
 
     // Hostile input never gets queued.
-    let (status, body) = api.post("/admin/trigger_network?hostname=webserver-01&action=ping&target=%3Brm%20-rf%20%2F").await;
+    let (status, body) = api
+        .post("/admin/trigger_network?hostname=webserver-01&action=ping&target=%3Brm%20-rf%20%2F")
+        .await;
     assert_eq!(status, 400, "{body}");
-    assert!(body["error"].as_str().unwrap().contains("not a hostname"), "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("not a hostname"),
+        "{body}"
+    );
     let (status, _) = api.post("/admin/trigger_disk?hostname=nope&path=/").await;
     assert_eq!(status, 404);
 }
 
 /// Consecutive-sample gaps longer than `max`.
-fn gaps_over(times: &[DateTime<Utc>], max: chrono::Duration) -> Vec<(DateTime<Utc>, DateTime<Utc>)> {
-    times.windows(2).filter(|w| w[1] - w[0] > max).map(|w| (w[0], w[1])).collect()
+fn gaps_over(
+    times: &[DateTime<Utc>],
+    max: chrono::Duration,
+) -> Vec<(DateTime<Utc>, DateTime<Utc>)> {
+    times
+        .windows(2)
+        .filter(|w| w[1] - w[0] > max)
+        .map(|w| (w[0], w[1]))
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -190,7 +265,12 @@ async fn server_outage_and_agent_restart_lose_nothing() {
     let port = server.port();
     let url = server.url();
     let api = Api::new(&url);
-    let agent = Agent::start(&url, &dir.path().join("agent"), FAST_AGENT_CONFIG, "e2e-outage");
+    let agent = Agent::start(
+        &url,
+        &dir.path().join("agent"),
+        FAST_AGENT_CONFIG,
+        "e2e-outage",
+    );
     let id = agent_id(&api, "e2e-outage").await;
     wait_for("cpu samples", LONG, || async {
         (api.sample_times(&id, "cpu", "15m").await.len() >= 2).then_some(())
@@ -202,17 +282,30 @@ async fn server_outage_and_agent_restart_lose_nothing() {
     assert!(server.stop().success(), "server exits cleanly on SIGTERM");
     tokio::time::sleep(Duration::from_secs(4)).await;
     let agent_stopped = Instant::now();
-    agent.stop().expect("agent exits on SIGTERM while the server is down");
-    let _agent = Agent::start(&url, &dir.path().join("agent"), FAST_AGENT_CONFIG, "e2e-outage");
+    agent
+        .stop()
+        .expect("agent exits on SIGTERM while the server is down");
+    let _agent = Agent::start(
+        &url,
+        &dir.path().join("agent"),
+        FAST_AGENT_CONFIG,
+        "e2e-outage",
+    );
     let agent_downtime = agent_stopped.elapsed();
     tokio::time::sleep(Duration::from_secs(4)).await;
     let outage_end = Utc::now();
 
-    let server = Server::start(&data_dir, &format!("127.0.0.1:{port}"), &["--no-local-agent"]);
+    let server = Server::start(
+        &data_dir,
+        &format!("127.0.0.1:{port}"),
+        &["--no-local-agent"],
+    );
     let api = Api::new(&server.url());
     let times = wait_for("the spooled samples after the outage", LONG, || async {
         let t = parse_times(&api.sample_times(&id, "cpu", "15m").await);
-        t.last().is_some_and(|last| *last > outage_end + chrono::Duration::seconds(1)).then_some(t)
+        t.last()
+            .is_some_and(|last| *last > outage_end + chrono::Duration::seconds(1))
+            .then_some(t)
     })
     .await;
     let during: Vec<_> = times
@@ -220,12 +313,19 @@ async fn server_outage_and_agent_restart_lose_nothing() {
         .copied()
         .filter(|t| *t >= outage_start - chrono::Duration::seconds(2) && *t <= outage_end)
         .collect();
-    assert!(during.len() >= 5, "samples collected during the outage are missing: {during:?}");
+    assert!(
+        during.len() >= 5,
+        "samples collected during the outage are missing: {during:?}"
+    );
     // 1 s collector: every second is there, except while the agent itself
     // was down for its restart (one gap, no longer than that downtime + 2 s).
     let gaps = gaps_over(&times, chrono::Duration::milliseconds(1500));
-    let allowed = chrono::Duration::from_std(agent_downtime).unwrap() + chrono::Duration::seconds(2);
-    assert!(gaps.len() <= 1 && gaps.iter().all(|(a, b)| *b - *a <= allowed), "gaps {gaps:?} (agent was down {agent_downtime:?})");
+    let allowed =
+        chrono::Duration::from_std(agent_downtime).unwrap() + chrono::Duration::seconds(2);
+    assert!(
+        gaps.len() <= 1 && gaps.iter().all(|(a, b)| *b - *a <= allowed),
+        "gaps {gaps:?} (agent was down {agent_downtime:?})"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -282,7 +382,12 @@ async fn sigkilled_server_keeps_every_acknowledged_batch() {
         .await;
     assert_eq!(status, 200, "{body}");
     let samples = body["samples"].as_array().unwrap();
-    let got = parse_times(&samples.iter().map(|s| s["timestamp"].as_str().unwrap().to_owned()).collect::<Vec<_>>());
+    let got = parse_times(
+        &samples
+            .iter()
+            .map(|s| s["timestamp"].as_str().unwrap().to_owned())
+            .collect::<Vec<_>>(),
+    );
     assert_eq!(got, acked, "every acknowledged sample survives SIGKILL");
     for (i, s) in samples.iter().enumerate() {
         assert_eq!(s["data"]["ram_used"].as_i64(), Some(i as i64), "{s}");

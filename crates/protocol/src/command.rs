@@ -92,7 +92,10 @@ pub enum CommandError {
     #[error("unknown command type `{0}` (expected one of FETCH_LOGS, DISK_USAGE, LIST_MOUNTS, NETWORK_DIAG, RESTART_AGENT)")]
     UnknownType(String),
     #[error("invalid {command} payload: {message}")]
-    BadPayload { command: CommandType, message: String },
+    BadPayload {
+        command: CommandType,
+        message: String,
+    },
     #[error("{0}")]
     Invalid(String),
 }
@@ -121,8 +124,12 @@ impl CommandRequest {
     }
 
     /// Decodes and validates `type` + `payload` as they travel.
-    pub fn from_parts(command_type: &str, payload: &serde_json::Value) -> Result<Self, CommandError> {
-        let t = CommandType::parse(command_type).ok_or_else(|| CommandError::UnknownType(command_type.to_owned()))?;
+    pub fn from_parts(
+        command_type: &str,
+        payload: &serde_json::Value,
+    ) -> Result<Self, CommandError> {
+        let t = CommandType::parse(command_type)
+            .ok_or_else(|| CommandError::UnknownType(command_type.to_owned()))?;
         let empty = serde_json::json!({});
         let payload = if payload.is_null() { &empty } else { payload };
         let bad = |e: serde_json::Error| CommandError::BadPayload {
@@ -130,10 +137,16 @@ impl CommandRequest {
             message: e.to_string(),
         };
         let req = match t {
-            CommandType::FetchLogs => Self::FetchLogs(LogRequest::deserialize(payload).map_err(bad)?),
-            CommandType::DiskUsage => Self::DiskUsage(DiskUsageRequest::deserialize(payload).map_err(bad)?),
+            CommandType::FetchLogs => {
+                Self::FetchLogs(LogRequest::deserialize(payload).map_err(bad)?)
+            }
+            CommandType::DiskUsage => {
+                Self::DiskUsage(DiskUsageRequest::deserialize(payload).map_err(bad)?)
+            }
             CommandType::ListMounts => Self::ListMounts,
-            CommandType::NetworkDiag => Self::NetworkDiag(NetworkDiagRequest::deserialize(payload).map_err(bad)?),
+            CommandType::NetworkDiag => {
+                Self::NetworkDiag(NetworkDiagRequest::deserialize(payload).map_err(bad)?)
+            }
             CommandType::RestartAgent => Self::RestartAgent,
         };
         req.validate()?;
@@ -180,7 +193,9 @@ pub const MAX_PING_COUNT: u32 = 100;
 
 fn check_range(name: &str, v: u64, min: u64, max: u64) -> Result<(), CommandError> {
     if v < min || v > max {
-        return Err(CommandError::Invalid(format!("{name} must be between {min} and {max}, got {v}")));
+        return Err(CommandError::Invalid(format!(
+            "{name} must be between {min} and {max}, got {v}"
+        )));
     }
     Ok(())
 }
@@ -289,20 +304,31 @@ impl NetworkDiagRequest {
             check_range("timeout_ms", t, 1, 60_000)?;
         }
         if self.port == Some(0) {
-            return Err(CommandError::Invalid("port must be between 1 and 65535, got 0".into()));
+            return Err(CommandError::Invalid(
+                "port must be between 1 and 65535, got 0".into(),
+            ));
         }
         match self.action {
             NetworkAction::Netstat => Ok(()),
             NetworkAction::Ping | NetworkAction::Traceroute => {
-                let t = self.target.as_deref().ok_or_else(|| CommandError::Invalid(format!("{:?} needs a target", self.action).to_lowercase()))?;
+                let t = self.target.as_deref().ok_or_else(|| {
+                    CommandError::Invalid(
+                        format!("{:?} needs a target", self.action).to_lowercase(),
+                    )
+                })?;
                 validate_target(t)
             }
             NetworkAction::Connect => {
-                let t = self.target.as_deref().ok_or_else(|| CommandError::Invalid("connect needs a target".into()))?;
+                let t = self
+                    .target
+                    .as_deref()
+                    .ok_or_else(|| CommandError::Invalid("connect needs a target".into()))?;
                 let (host, port) = split_host_port(t)?;
                 validate_target(host)?;
                 match (port, self.port) {
-                    (None, None) => Err(CommandError::Invalid("connect needs a port (target host:port, or port)".into())),
+                    (None, None) => Err(CommandError::Invalid(
+                        "connect needs a port (target host:port, or port)".into(),
+                    )),
                     _ => Ok(()),
                 }
             }
@@ -312,7 +338,8 @@ impl NetworkDiagRequest {
 
 /// Splits `host:port` / `[v6]:port`; a bare host or IPv6 literal has no port.
 pub fn split_host_port(target: &str) -> Result<(&str, Option<u16>), CommandError> {
-    let bad_port = |p: &str| CommandError::Invalid(format!("port must be between 1 and 65535, got `{p}`"));
+    let bad_port =
+        |p: &str| CommandError::Invalid(format!("port must be between 1 and 65535, got `{p}`"));
     if let Some(rest) = target.strip_prefix('[') {
         let (host, after) = rest
             .split_once(']')
@@ -323,7 +350,9 @@ pub fn split_host_port(target: &str) -> Result<(&str, Option<u16>), CommandError
                 _ => Err(bad_port(p)),
             },
             None if after.is_empty() => Ok((host, None)),
-            None => Err(CommandError::Invalid(format!("`{target}` is not host:port"))),
+            None => Err(CommandError::Invalid(format!(
+                "`{target}` is not host:port"
+            ))),
         };
     }
     if target.matches(':').count() == 1 {
@@ -344,7 +373,9 @@ pub fn validate_target(target: &str) -> Result<(), CommandError> {
     }
     let err = |why: &str| {
         let shown: String = target.chars().take(64).collect();
-        CommandError::Invalid(format!("target `{shown}` is not a hostname or IP address: {why}"))
+        CommandError::Invalid(format!(
+            "target `{shown}` is not a hostname or IP address: {why}"
+        ))
     };
     if target.is_empty() {
         return Err(err("empty"));
@@ -357,7 +388,10 @@ pub fn validate_target(target: &str) -> Result<(), CommandError> {
         if label.is_empty() || label.len() > 63 {
             return Err(err("each label must be 1-63 characters"));
         }
-        if !label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+        if !label
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
             return Err(err("only letters, digits, '-' and '.' are allowed"));
         }
         if label.starts_with('-') || label.ends_with('-') {
@@ -369,7 +403,12 @@ pub fn validate_target(target: &str) -> Result<(), CommandError> {
 
 /// An absolute path without `..`, NUL or control characters.
 pub fn validate_abs_path(path: &str) -> Result<(), CommandError> {
-    let err = |why: &str| CommandError::Invalid(format!("path `{}`: {why}", path.chars().take(128).collect::<String>()));
+    let err = |why: &str| {
+        CommandError::Invalid(format!(
+            "path `{}`: {why}",
+            path.chars().take(128).collect::<String>()
+        ))
+    };
     if path.len() > 4096 {
         return Err(err("longer than 4096 bytes"));
     }
@@ -395,11 +434,16 @@ fn validate_unit_name(unit: &str) -> Result<(), CommandError> {
     let ok = !unit.is_empty()
         && unit.len() <= 256
         && !unit.starts_with('-')
-        && unit.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.@:\\".contains(&b));
+        && unit
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.@:\\".contains(&b));
     if ok {
         Ok(())
     } else {
-        Err(CommandError::Invalid(format!("unit `{}` is not a valid unit name", unit.chars().take(64).collect::<String>())))
+        Err(CommandError::Invalid(format!(
+            "unit `{}` is not a valid unit name",
+            unit.chars().take(64).collect::<String>()
+        )))
     }
 }
 
@@ -520,11 +564,27 @@ mod tests {
 
     #[test]
     fn rejects_hostile_targets_with_reason() {
-        for bad in [";rm -rf /", "-f", "$(id)", "a b", "", &"a".repeat(300), "x..y", "-lead.example"] {
+        for bad in [
+            ";rm -rf /",
+            "-f",
+            "$(id)",
+            "a b",
+            "",
+            &"a".repeat(300),
+            "x..y",
+            "-lead.example",
+        ] {
             let e = validate_target(bad).unwrap_err().to_string();
             assert!(e.contains("not a hostname or IP"), "{bad}: {e}");
         }
-        for good in ["127.0.0.1", "::1", "example.com", "web-01", "a.b.c.", "fe80::1"] {
+        for good in [
+            "127.0.0.1",
+            "::1",
+            "example.com",
+            "web-01",
+            "a.b.c.",
+            "fe80::1",
+        ] {
             validate_target(good).unwrap();
         }
     }
@@ -540,7 +600,10 @@ mod tests {
 
     #[test]
     fn splits_host_port_forms() {
-        assert_eq!(split_host_port("example.com:443").unwrap(), ("example.com", Some(443)));
+        assert_eq!(
+            split_host_port("example.com:443").unwrap(),
+            ("example.com", Some(443))
+        );
         assert_eq!(split_host_port("[::1]:22").unwrap(), ("::1", Some(22)));
         assert_eq!(split_host_port("::1").unwrap(), ("::1", None));
         assert!(split_host_port("h:0").is_err());
@@ -555,13 +618,19 @@ mod tests {
 
     #[test]
     fn top_n_out_of_range_is_rejected() {
-        let e = CommandRequest::from_parts("DISK_USAGE", &serde_json::json!({"path": "/", "top_n": 0})).unwrap_err();
+        let e =
+            CommandRequest::from_parts("DISK_USAGE", &serde_json::json!({"path": "/", "top_n": 0}))
+                .unwrap_err();
         assert!(e.to_string().contains("top_n"), "{e}");
     }
 
     #[test]
     fn unknown_payload_field_is_rejected() {
-        let e = CommandRequest::from_parts("NETWORK_DIAG", &serde_json::json!({"action": "ping", "target": "x", "shell": "id"})).unwrap_err();
+        let e = CommandRequest::from_parts(
+            "NETWORK_DIAG",
+            &serde_json::json!({"action": "ping", "target": "x", "shell": "id"}),
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("shell"), "{e}");
     }
 }

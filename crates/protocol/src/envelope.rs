@@ -152,7 +152,10 @@ impl MetricData {
     }
 
     /// Decodes `value` as the payload of `metric_type`.
-    pub fn from_value(type_name: &str, value: serde_json::Value) -> Result<Self, serde_json::Error> {
+    pub fn from_value(
+        type_name: &str,
+        value: serde_json::Value,
+    ) -> Result<Self, serde_json::Error> {
         use metric_type as t;
         use serde_json::from_value as v;
         Ok(match type_name {

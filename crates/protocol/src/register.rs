@@ -45,7 +45,10 @@ impl std::fmt::Debug for RegisterResponse {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RegisterResponse")
             .field("agent_id", &self.agent_id)
-            .field("credential", &self.credential.as_ref().map(|_| "<redacted>"))
+            .field(
+                "credential",
+                &self.credential.as_ref().map(|_| "<redacted>"),
+            )
             .field("status", &self.status)
             .finish()
     }

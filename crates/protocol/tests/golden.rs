@@ -65,7 +65,10 @@ fn system_and_disk_payloads_match_golden() {
         kernel: Some("6.1.0".into()),
         ..Default::default()
     };
-    assert_golden(&s, r#"{"uptime":3600,"processes":95,"users":1,"boot_time":1764061200,"kernel":"6.1.0"}"#);
+    assert_golden(
+        &s,
+        r#"{"uptime":3600,"processes":95,"users":1,"boot_time":1764061200,"kernel":"6.1.0"}"#,
+    );
     let d = DiskMetric {
         device: "/dev/vda".into(),
         mountpoint: "/".into(),
@@ -93,7 +96,10 @@ fn raw_envelope_roundtrips_and_keeps_unknown_types() {
     assert_eq!(serde_json::to_string(&batch).unwrap(), text);
     let typed: Vec<_> = batch.into_iter().map(|e| e.into_typed().unwrap()).collect();
     assert_eq!(typed[0].data, MetricData::Other(json!({"util": 3})));
-    assert!(matches!(typed[1].data, MetricData::Memory(MemoryMetric { ram_total: 1, .. })));
+    assert!(matches!(
+        typed[1].data,
+        MetricData::Memory(MemoryMetric { ram_total: 1, .. })
+    ));
 }
 
 #[test]
@@ -122,23 +128,53 @@ fn command_and_result_match_golden() {
         &cmd,
         r#"{"id":"c1","type":"NETWORK_DIAG","payload":{"action":"ping","target":"example.com","count":4},"created_at":"2026-11-25T10:00:05Z","expires_at":"2026-11-25T10:05:05Z"}"#,
     );
-    assert_eq!(CommandRequest::from_parts(&cmd.command_type, &cmd.payload).unwrap(), req);
+    assert_eq!(
+        CommandRequest::from_parts(&cmd.command_type, &cmd.payload).unwrap(),
+        req
+    );
 
     let res = CommandResult {
         id: "c1".into(),
         command_type: "LIST_MOUNTS".into(),
-        payload: serde_json::to_value(vec![MountEntry { mountpoint: "/".into(), device: "/dev/vda".into(), fstype: "ext4".into() }]).unwrap(),
+        payload: serde_json::to_value(vec![MountEntry {
+            mountpoint: "/".into(),
+            device: "/dev/vda".into(),
+            fstype: "ext4".into(),
+        }])
+        .unwrap(),
         error: None,
     };
-    assert_golden(&res, r#"{"id":"c1","type":"LIST_MOUNTS","payload":[{"mountpoint":"/","device":"/dev/vda","fstype":"ext4"}]}"#);
-    let failed = CommandResult { id: "c2".into(), command_type: "FETCH_LOGS".into(), payload: serde_json::Value::Null, error: Some("not supported by this agent yet".into()) };
-    assert_golden(&failed, r#"{"id":"c2","type":"FETCH_LOGS","payload":null,"error":"not supported by this agent yet"}"#);
+    assert_golden(
+        &res,
+        r#"{"id":"c1","type":"LIST_MOUNTS","payload":[{"mountpoint":"/","device":"/dev/vda","fstype":"ext4"}]}"#,
+    );
+    let failed = CommandResult {
+        id: "c2".into(),
+        command_type: "FETCH_LOGS".into(),
+        payload: serde_json::Value::Null,
+        error: Some("not supported by this agent yet".into()),
+    };
+    assert_golden(
+        &failed,
+        r#"{"id":"c2","type":"FETCH_LOGS","payload":null,"error":"not supported by this agent yet"}"#,
+    );
 }
 
 #[test]
 fn ping_result_carries_rtt_in_nanoseconds_and_ms() {
-    let p = PingResult { seq: 1, success: true, rtt: 1_500_000, rtt_ms: 1.5, ttl: Some(64), response: "reply".into(), peer: "127.0.0.1".into() };
-    assert_golden(&p, r#"{"seq":1,"success":true,"rtt":1500000,"rtt_ms":1.5,"ttl":64,"response":"reply","peer":"127.0.0.1"}"#);
+    let p = PingResult {
+        seq: 1,
+        success: true,
+        rtt: 1_500_000,
+        rtt_ms: 1.5,
+        ttl: Some(64),
+        response: "reply".into(),
+        peer: "127.0.0.1".into(),
+    };
+    assert_golden(
+        &p,
+        r#"{"seq":1,"success":true,"rtt":1500000,"rtt_ms":1.5,"ttl":64,"response":"reply","peer":"127.0.0.1"}"#,
+    );
 }
 
 #[test]
@@ -164,10 +200,18 @@ fn register_request_and_response_match_golden() {
         &r,
         r#"{"token":"tok","host":{"hostname":"web-01","os":"linux","platform":"debian","platform_ver":"12","kernel":"6.1.0","arch":"x86_64","cpu_model":"Xeon","cpu_cores":2,"ram_total":1024,"agent_version":"0.1.0","boot_time":1,"ips":["10.0.0.2"]}}"#,
     );
-    let ok = RegisterResponse { agent_id: "a1".into(), credential: Some("secret".into()), status: None };
+    let ok = RegisterResponse {
+        agent_id: "a1".into(),
+        credential: Some("secret".into()),
+        status: None,
+    };
     assert_golden(&ok, r#"{"agent_id":"a1","credential":"secret"}"#);
     assert!(!format!("{ok:?}").contains("secret"));
-    let pending = RegisterResponse { agent_id: "a1".into(), credential: None, status: Some("pending".into()) };
+    let pending = RegisterResponse {
+        agent_id: "a1".into(),
+        credential: None,
+        status: Some("pending".into()),
+    };
     assert_golden(&pending, r#"{"agent_id":"a1","status":"pending"}"#);
 }
 
@@ -176,7 +220,11 @@ fn collector_status_matches_golden() {
     let s = Envelope::new(
         ts(),
         "h",
-        MetricData::CollectorStatus(CollectorStatus { collector: "wifi".into(), state: CollectorState::NotImplemented, message: Some("not yet available in this agent".into()) }),
+        MetricData::CollectorStatus(CollectorStatus {
+            collector: "wifi".into(),
+            state: CollectorState::NotImplemented,
+            message: Some("not yet available in this agent".into()),
+        }),
     );
     assert_golden(
         &s,
@@ -186,7 +234,11 @@ fn collector_status_matches_golden() {
 
 #[test]
 fn throttle_and_workload_match_golden() {
-    let t = ThrottleMetric { undervoltage: true, undervoltage_occurred: true, ..Default::default() };
+    let t = ThrottleMetric {
+        undervoltage: true,
+        undervoltage_occurred: true,
+        ..Default::default()
+    };
     assert_golden(
         &t,
         r#"{"undervoltage":true,"arm_freq_capped":false,"throttled":false,"soft_temp_limit":false,"undervoltage_occurred":true,"freq_cap_occurred":false,"throttled_occurred":false,"soft_temp_occurred":false}"#,
