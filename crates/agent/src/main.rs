@@ -133,24 +133,7 @@ async fn run_agent(args: &GlobalArgs) -> anyhow::Result<ExitCode> {
 
 /// Cancels `shutdown` on ctrl-c or SIGTERM.
 async fn cancel_on_signal(shutdown: CancellationToken) {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot listen for SIGTERM");
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = tokio::signal::ctrl_c().await;
+    spectra_agent::runtime::wait_for_shutdown_signal().await;
     tracing::info!("shutting down");
     shutdown.cancel();
 }

@@ -127,3 +127,28 @@ fn build_scheduler(config: &AgentConfig) -> Scheduler<SystemClock> {
     }
     scheduler
 }
+
+/// Resolves on ctrl-c or SIGTERM: how both Spectra binaries learn to shut
+/// down gracefully (the server links this crate for its local agent).
+pub async fn wait_for_shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot watch SIGTERM; only ctrl-c stops this process");
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

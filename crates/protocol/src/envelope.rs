@@ -182,6 +182,39 @@ impl MetricData {
     }
 }
 
+impl MetricData {
+    /// Checks that `value` has the shape of a `type_name` payload (field
+    /// names and JSON types) without keeping the decoded form. Unknown types
+    /// pass: they are stored as-is (SPEC §3).
+    pub fn validate_value(
+        type_name: &str,
+        value: &serde_json::Value,
+    ) -> Result<(), serde_json::Error> {
+        use metric_type as t;
+        match type_name {
+            t::CPU => CpuMetric::deserialize(value).map(drop),
+            t::MEMORY => MemoryMetric::deserialize(value).map(drop),
+            t::DISK => DiskMetric::deserialize(value).map(drop),
+            t::DISK_IO => DiskIoMetric::deserialize(value).map(drop),
+            t::NETWORK => NetworkMetric::deserialize(value).map(drop),
+            t::PROCESS_LIST => ProcessListMetric::deserialize(value).map(drop),
+            t::SERVICE_LIST => ServiceListMetric::deserialize(value).map(drop),
+            t::TEMPERATURE => TemperatureMetric::deserialize(value).map(drop),
+            t::WIFI => WifiMetric::deserialize(value).map(drop),
+            t::CONTAINER_LIST => ContainerListMetric::deserialize(value).map(drop),
+            t::SYSTEM => SystemMetric::deserialize(value).map(drop),
+            t::APPLICATION_LIST => ApplicationListMetric::deserialize(value).map(drop),
+            t::UPDATES => UpdatesMetric::deserialize(value).map(drop),
+            t::THROTTLE => ThrottleMetric::deserialize(value).map(drop),
+            t::CLOCK => ClockMetric::deserialize(value).map(drop),
+            t::VOLTAGE => VoltageMetric::deserialize(value).map(drop),
+            t::GPU => GpuMetric::deserialize(value).map(drop),
+            t::COLLECTOR_STATUS => CollectorStatus::deserialize(value).map(drop),
+            _ => Ok(()),
+        }
+    }
+}
+
 /// The JSON error body every Spectra endpoint answers with on failure:
 /// `{"error": "what was wrong"}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

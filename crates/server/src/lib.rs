@@ -165,31 +165,8 @@ async fn run_with_store(
 /// Cancels `shutdown` on ctrl-c or SIGTERM.
 pub fn spawn_signal_handler(shutdown: CancellationToken) {
     tokio::spawn(async move {
-        wait_for_signal().await;
+        spectra_agent::runtime::wait_for_shutdown_signal().await;
         tracing::info!("shutting down");
         shutdown.cancel();
     });
-}
-
-async fn wait_for_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot watch SIGTERM; only ctrl-c stops the server");
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
 }

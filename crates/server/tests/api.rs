@@ -366,6 +366,17 @@ async fn bad_input_is_refused_with_a_message_and_nothing_is_stored() {
         .ingest(&credential, "b6", None, empty_type.into_bytes())
         .await;
     assert_json_error(s, &b, StatusCode::BAD_REQUEST, "type");
+    // A known type whose payload has the wrong field types is refused whole,
+    // even with a good envelope before it.
+    let wrong_payload = json!([
+        {"type": "memory", "timestamp": ts, "hostname": "web-01", "data": {"ram_total": 1, "ram_used": 1, "ram_available": 0, "ram_used_pct": 100.0, "swap_total": 0, "swap_used": 0, "swap_pct": 0.0}},
+        {"type": "cpu", "timestamp": ts, "hostname": "web-01", "data": {"usage": "high", "cores": []}}
+    ])
+    .to_string();
+    let (s, b) = h
+        .ingest(&credential, "b6b", None, wrong_payload.into_bytes())
+        .await;
+    assert_json_error(s, &b, StatusCode::BAD_REQUEST, "envelope 1: `cpu` data");
 
     // A 100 MB decompression bomb, compressed as a stream (~100 KB).
     let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
@@ -415,6 +426,23 @@ async fn bad_input_is_refused_with_a_message_and_nothing_is_stored() {
         .as_str()
         .unwrap()
         .contains("spectra_batches_stored_total 0"));
+}
+
+#[tokio::test]
+async fn an_unknown_metric_type_is_stored_as_is() {
+    let h = harness().await;
+    let (agent_id, credential) = h.register("web-01").await;
+    let batch = json!([{"type": "gpu_nvidia", "timestamp": now_rfc3339(), "hostname": "web-01", "data": {"util": 37, "name": "RTX"}}]);
+    let (s, b) = h
+        .ingest(&credential, "u1", None, batch.to_string().into_bytes())
+        .await;
+    assert_eq!((s, b), (StatusCode::OK, json!({"stored": 1})));
+    let latest = h.latest_types(&agent_id).await;
+    let gpu = latest
+        .iter()
+        .find(|e| e["type"] == "gpu_nvidia")
+        .expect("unknown type kept");
+    assert_eq!(gpu["data"], json!({"util": 37, "name": "RTX"}));
 }
 
 #[tokio::test]

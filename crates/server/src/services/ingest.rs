@@ -151,7 +151,10 @@ fn validate_envelope(envelope: &RawEnvelope) -> Result<(), String> {
     if t.chars().any(char::is_control) {
         return Err("`type` must not hold control characters".into());
     }
-    Ok(())
+    // Known types must have their documented shape (SPEC §6: wrong field
+    // types are a 400); unknown types are stored as-is (SPEC §3).
+    spectra_protocol::MetricData::validate_value(t, &envelope.data)
+        .map_err(|e| format!("`{t}` data: {e}"))
 }
 
 /// Reads `reader` to its end, failing as soon as more than `cap` bytes come
@@ -276,7 +279,7 @@ mod tests {
         enc.finish().unwrap()
     }
 
-    const ONE: &str = r#"[{"type":"cpu","timestamp":"2026-11-25T10:00:05Z","hostname":"h","data":{"usage":1.5}}]"#;
+    const ONE: &str = r#"[{"type":"cpu","timestamp":"2026-11-25T10:00:05Z","hostname":"h","data":{"usage":1.5,"cores":[1.5]}}]"#;
 
     #[test]
     fn decodes_every_encoding_to_the_same_batch() {
