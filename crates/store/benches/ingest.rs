@@ -187,23 +187,44 @@ fn bench_ingest(c: &mut Criterion) {
     rt.block_on(store.close()).expect("close");
 }
 
-/// Seeds `agents` agents with an hour of 10 s data, seals it and prints
-/// bytes per sample (used pages, and the whole file) and seal speed.
+/// Seeds agents with `SPECTRA_BENCH_HOURS` (default 25) of 10 s data, one
+/// batch per agent per 10 s as real agents send, running maintenance
+/// every `seal_interval` of simulated time as the background pass would
+/// (so chunk sizes are the production ones, and the 25th hour crosses a
+/// day boundary). Prints bytes per sample: used pages, the file after
+/// `VACUUM`, and a per-table breakdown (SQLite's `dbstat`).
 fn report_bytes_per_sample(_: &mut Criterion) {
     let rt = runtime();
     let dir = tempfile::tempdir().expect("tempdir");
     let store = Arc::new(open(dir.path()));
-    let agents = 20;
+    let agents: usize = std::env::var("SPECTRA_BENCH_AGENTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(4);
+    let hours: i64 = std::env::var("SPECTRA_BENCH_HOURS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(25);
+    let seal_every = EmbeddedConfig::new(dir.path()).seal_interval.as_secs() as i64;
     let start = Utc::now()
-        .duration_trunc(TimeDelta::hours(1))
+        .duration_trunc(TimeDelta::days(1))
         .expect("trunc")
-        - TimeDelta::hours(3);
+        - TimeDelta::days(3);
     let mut walk = Walk { state: 42 };
     let mut samples = 0u64;
+    let mut report = spectra_store::MaintenanceReport::default();
+    let mut seal_secs = 0.0;
     let ingest_began = Instant::now();
     rt.block_on(async {
-        for tick in 0..360i64 {
+        for tick in 0..hours * 360 {
             let at = start + TimeDelta::seconds(tick * 10);
+            if tick > 0 && (tick * 10) % seal_every == 0 {
+                let began = Instant::now();
+                let step = store.maintenance(at).await.expect("maintenance");
+                seal_secs += began.elapsed().as_secs_f64();
+                report.sealed_batches += step.sealed_batches;
+                report.chunks_written += step.chunks_written;
+            }
             let mut tasks = Vec::new();
             for a in 0..agents {
                 let batch = host_batch(&mut walk, at, &format!("host-{a}"));
@@ -219,13 +240,16 @@ fn report_bytes_per_sample(_: &mut Criterion) {
                 task.await.expect("task").expect("ingest");
             }
         }
+        let began = Instant::now();
+        let last = store
+            .maintenance(start + TimeDelta::hours(hours) + TimeDelta::seconds(seal_every))
+            .await
+            .expect("maintenance");
+        seal_secs += began.elapsed().as_secs_f64();
+        report.sealed_batches += last.sealed_batches;
+        report.chunks_written += last.chunks_written;
     });
-    let ingest_secs = ingest_began.elapsed().as_secs_f64();
-    let seal_began = Instant::now();
-    let report = rt
-        .block_on(store.maintenance(Utc::now()))
-        .expect("maintenance");
-    let seal_secs = seal_began.elapsed().as_secs_f64();
+    let ingest_secs = ingest_began.elapsed().as_secs_f64() - seal_secs;
     rt.block_on(store.close()).expect("close");
 
     let conn = rusqlite::Connection::open(store.path()).expect("open db");
@@ -240,22 +264,19 @@ fn report_bytes_per_sample(_: &mut Criterion) {
     );
     let file_bytes = std::fs::metadata(store.path()).expect("stat").len();
     let used_bytes = (pages - free) * page_size;
-    let chunk_bytes: i64 = conn
-        .query_row(
-            "SELECT coalesce(sum(length(data)), 0) FROM chunks",
-            [],
+    let per = |bytes: i64| bytes as f64 / samples as f64;
+    let blob_bytes = |tier: i64| -> i64 {
+        conn.query_row(
+            "SELECT coalesce(sum(length(data)), 0) FROM chunks WHERE tier = ?1",
+            [tier],
             |row| row.get(0),
         )
-        .expect("sum");
-    let raw_bytes: i64 = conn
-        .query_row(
-            "SELECT coalesce(sum(length(data)), 0) FROM chunks WHERE tier = 0",
-            [],
-            |row| row.get(0),
-        )
-        .expect("sum");
+        .expect("sum")
+    };
+    let (raw, minute, hour) = (blob_bytes(0), blob_bytes(1), blob_bytes(2));
     println!(
-        "storage: {samples} samples from {agents} agents x 1 h @ 10 s ({} batches sealed, {} chunks)",
+        "storage: {samples} samples from {agents} agents x {hours} h @ 10 s, sealed every {seal_every} s \
+         ({} batches sealed, {} chunks written)",
         report.sealed_batches, report.chunks_written
     );
     println!(
@@ -265,16 +286,34 @@ fn report_bytes_per_sample(_: &mut Criterion) {
     );
     println!(
         "storage: {:.2} B/sample in used pages ({used_bytes} B), {:.2} B/sample whole file ({file_bytes} B, \
-         {} free pages left by the sealed batch log, reused by the next one)",
-        used_bytes as f64 / samples as f64,
-        file_bytes as f64 / samples as f64,
-        free
+         {free} free pages left by the sealed batch log, reused by the next one)",
+        per(used_bytes),
+        per(file_bytes as i64),
     );
     println!(
-        "storage: chunk blobs {:.2} B/sample (raw tier {:.2} B/sample, rollups {:.2} B/sample)",
-        chunk_bytes as f64 / samples as f64,
-        raw_bytes as f64 / samples as f64,
-        (chunk_bytes - raw_bytes) as f64 / samples as f64
+        "storage: chunk blobs {:.2} B/sample (raw {:.2}, 1-minute {:.2}, 1-hour {:.2})",
+        per(raw + minute + hour),
+        per(raw),
+        per(minute),
+        per(hour)
+    );
+    let mut statement = conn
+        .prepare("SELECT name, sum(pgsize) FROM dbstat GROUP BY name ORDER BY 2 DESC")
+        .expect("dbstat");
+    let tables: Vec<(String, i64)> = statement
+        .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
+        .expect("dbstat")
+        .collect::<rusqlite::Result<_>>()
+        .expect("dbstat");
+    for (name, bytes) in tables.iter().filter(|(_, bytes)| per(*bytes) >= 0.005) {
+        println!("storage:   {name:<24} {:.3} B/sample", per(*bytes));
+    }
+    drop(statement);
+    conn.execute_batch("VACUUM").expect("vacuum");
+    let vacuumed = std::fs::metadata(store.path()).expect("stat").len();
+    println!(
+        "storage: {:.2} B/sample after VACUUM ({vacuumed} B)",
+        per(vacuumed as i64)
     );
 }
 

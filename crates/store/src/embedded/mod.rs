@@ -12,6 +12,8 @@
 //!   COMMIT; it also seals the batch log into chunks and applies retention.
 //! - `flatten.rs`: payload ⇄ leaves (numeric series and attributes).
 //! - `codec.rs`: pco-compressed raw chunks and min/max/sum/count/last rollups.
+//! - `compact.rs`: merges each series' chunks of a finished UTC day into
+//!   one chunk per tier (fewer rows, better compression, faster reads).
 //! - `read.rs`: history reads (sealed chunks merged with the unsealed window).
 //!
 //! Data flow: `ingest` → one zstd row in `batch_log` (+ `seen_batches` for
@@ -28,6 +30,7 @@
 //! returns). Group commit pays one fsync per group, not per batch.
 
 mod codec;
+mod compact;
 mod flatten;
 mod read;
 mod schema;
@@ -91,7 +94,7 @@ impl EmbeddedConfig {
         Self {
             path: path.into(),
             retention: Retention::default(),
-            seal_interval: Duration::from_secs(15 * 60),
+            seal_interval: Duration::from_secs(60 * 60),
             commit_window: Duration::ZERO,
             max_group_batches: 512,
             seal_batch_limit: 2_000,

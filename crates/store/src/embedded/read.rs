@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 use rusqlite::{params, Connection};
 use serde_json::{Map, Value};
 
-use super::codec::{decode_raw, decode_rollups, RawChunk};
+use super::codec::{decode_raw, decode_rollup_sums, RawChunk};
 use super::flatten::{insert_at, parse_path, Segment};
 use super::writer::{HOUR_NS, MINUTE_NS, TIER_HOUR, TIER_MINUTE, TIER_RAW};
 use super::{decompose, from_ns, sql_error, to_ns, SeriesInfo, Shared, WindowSample};
@@ -68,6 +68,19 @@ pub(crate) fn read_history(
         .collect())
 }
 
+/// The distinct entities of `series` in name order, and each series'
+/// entity as an index into them, so inner loops compare integers.
+fn index_entities(series: &[SeriesInfo]) -> (Vec<&str>, Vec<usize>) {
+    let mut entities: Vec<&str> = series.iter().map(|s| s.entity.as_str()).collect();
+    entities.sort_unstable();
+    entities.dedup();
+    let of_series = series
+        .iter()
+        .map(|s| entities.binary_search(&s.entity.as_str()).unwrap_or(0))
+        .collect();
+    (entities, of_series)
+}
+
 fn read_raw(
     conn: &Connection,
     series: &[SeriesInfo],
@@ -77,36 +90,46 @@ fn read_raw(
     start: i64,
     end: i64,
 ) -> Result<Vec<(i64, String, Value)>> {
-    // Entities as indexes so the per-point key is two integers.
-    let mut entities: Vec<&str> = Vec::new();
-    let mut by_time: BTreeMap<(i64, usize), Value> = BTreeMap::new();
-    for info in series {
-        let entity = match entities.iter().position(|e| *e == info.entity) {
-            Some(index) => index,
-            None => {
-                entities.push(&info.entity);
-                entities.len() - 1
-            }
-        };
-        let path = parse_path(&info.field);
-        for chunk in load_raw_chunks(conn, info.id, start, end)? {
-            for (index, ts) in chunk.timestamps_ns.iter().enumerate() {
-                if *ts < start || *ts > end {
-                    continue;
+    let (entities, entity_of_series) = index_entities(series);
+    let mut out: Vec<(i64, String, Value)> = Vec::new();
+    for (entity_index, entity) in entities.iter().enumerate() {
+        // One entity's rows, in time order; the series of an entity
+        // usually share every timestamp, so a row is found by walking a
+        // cursor rather than looking it up in a map per point.
+        let mut rows: Vec<(i64, Value)> = Vec::new();
+        for (info, _) in series
+            .iter()
+            .zip(&entity_of_series)
+            .filter(|(_, e)| **e == entity_index)
+        {
+            let path = parse_path(&info.field);
+            for chunk in load_raw_chunks(conn, info.id, start, end)? {
+                let mut cursor = 0usize;
+                for (index, ts) in chunk.timestamps_ns.iter().enumerate() {
+                    if *ts < start || *ts > end {
+                        continue;
+                    }
+                    let slot = match rows.get(cursor) {
+                        Some((row_ts, _)) if row_ts == ts => cursor,
+                        _ => {
+                            let found = rows.partition_point(|(row_ts, _)| row_ts < ts);
+                            if rows.get(found).is_none_or(|(row_ts, _)| row_ts != ts) {
+                                rows.insert(found, (*ts, Value::Object(Map::new())));
+                            }
+                            found
+                        }
+                    };
+                    insert_at(&mut rows[slot].1, &path, chunk.number_at(index).to_json());
+                    cursor = slot + 1;
                 }
-                let data = by_time
-                    .entry((*ts, entity))
-                    .or_insert_with(|| Value::Object(Map::new()));
-                insert_at(data, &path, chunk.number_at(index).to_json());
             }
         }
-    }
-    let mut out: Vec<(i64, String, Value)> =
-        Vec::with_capacity(by_time.len() + snapshots.len() + window.len());
-    for ((ts, entity), mut data) in by_time {
-        let entity = entities[entity];
-        apply_attributes(&mut data, attributes.get(entity), ts);
-        out.push((ts, entity.to_owned(), data));
+        let fields = attributes.get(*entity);
+        out.reserve(rows.len());
+        for (ts, mut data) in rows {
+            apply_attributes(&mut data, fields, ts);
+            out.push((ts, (*entity).to_owned(), data));
+        }
     }
     out.extend(
         snapshots
@@ -123,8 +146,51 @@ fn read_raw(
     Ok(out)
 }
 
-/// Per (bucket, entity): field → (sum, count).
-type Sums = BTreeMap<(i64, String), BTreeMap<String, (f64, i64)>>;
+/// The tier a stepped read uses: the coarsest whose buckets still fit in
+/// one step (raw below a minute, 1-minute rollups below an hour, 1-hour
+/// rollups from an hour). A 30-day chart at 600 s therefore decodes the
+/// 1-minute tier: coarser tiers would blur steps that are not multiples
+/// of their bucket.
+fn tier_for_step(width_ns: i64) -> i64 {
+    if width_ns < MINUTE_NS {
+        TIER_RAW
+    } else if width_ns < HOUR_NS {
+        TIER_MINUTE
+    } else {
+        TIER_HOUR
+    }
+}
+
+/// One series' per-step sums: (bucket start, sum, count), sorted by
+/// bucket once [`normalize_steps`] ran.
+type StepSums = Vec<(i64, f64, i64)>;
+
+/// Adds a point (or a rollup bucket) to the run of sums: time-sorted
+/// sources hit the last bucket again and again, so this is a compare and
+/// two adds per point.
+fn add_step(sums: &mut StepSums, bucket: i64, sum: f64, count: i64) {
+    match sums.last_mut() {
+        Some(last) if last.0 == bucket => {
+            last.1 += sum;
+            last.2 += count;
+        }
+        _ => sums.push((bucket, sum, count)),
+    }
+}
+
+/// Sorts and merges the sums when sources overlapped (late data, the
+/// unsealed window).
+fn normalize_steps(sums: &mut StepSums) {
+    if sums.windows(2).all(|w| w[0].0 < w[1].0) {
+        return;
+    }
+    sums.sort_by_key(|(bucket, _, _)| *bucket);
+    let mut merged: StepSums = Vec::with_capacity(sums.len());
+    for (bucket, sum, count) in sums.drain(..) {
+        add_step(&mut merged, bucket, sum, count);
+    }
+    *sums = merged;
+}
 
 #[allow(clippy::too_many_arguments)]
 fn read_stepped(
@@ -138,13 +204,7 @@ fn read_stepped(
     width: i64,
 ) -> Result<Vec<(i64, String, Value)>> {
     let bucket_of = |ts: i64| ts.div_euclid(width) * width;
-    let tier = if width < MINUTE_NS {
-        TIER_RAW
-    } else if width < HOUR_NS {
-        TIER_MINUTE
-    } else {
-        TIER_HOUR
-    };
+    let tier = tier_for_step(width);
     // Rollup tiers see whole buckets, so every source counts from the
     // start of the step bucket holding `start`, keeping tiers consistent.
     let from = if tier == TIER_RAW {
@@ -152,46 +212,38 @@ fn read_stepped(
     } else {
         bucket_of(start)
     };
-    let mut sums: Sums = BTreeMap::new();
+
+    // Sealed data, one list of step sums per series.
+    let mut columns: Vec<(String, String, StepSums)> = Vec::with_capacity(series.len());
     for info in series {
-        let mut per_bucket: BTreeMap<i64, (f64, i64)> = BTreeMap::new();
+        let mut sums = StepSums::new();
         if tier == TIER_RAW {
             for chunk in load_raw_chunks(conn, info.id, from, end)? {
                 let values = chunk.values_f64();
                 for (ts, value) in chunk.timestamps_ns.iter().zip(values) {
                     if *ts >= from && *ts <= end {
-                        let acc = per_bucket.entry(bucket_of(*ts)).or_insert((0.0, 0));
-                        acc.0 += value;
-                        acc.1 += 1;
+                        add_step(&mut sums, bucket_of(*ts), value, 1);
                     }
                 }
             }
         } else {
             for blob in load_chunk_blobs(conn, info.id, tier, from, end)? {
-                for bucket in decode_rollups(&blob)? {
-                    if bucket.start_ns >= from && bucket.start_ns <= end {
-                        let acc = per_bucket
-                            .entry(bucket_of(bucket.start_ns))
-                            .or_insert((0.0, 0));
-                        acc.0 += bucket.sum;
-                        acc.1 += bucket.count;
+                let rollups = decode_rollup_sums(&blob)?;
+                for ((start_ns, sum), count) in
+                    rollups.starts_ns.iter().zip(&rollups.sums).zip(&rollups.counts)
+                {
+                    if *start_ns >= from && *start_ns <= end {
+                        add_step(&mut sums, bucket_of(*start_ns), *sum, *count);
                     }
                 }
             }
         }
-        for (bucket, (sum, count)) in per_bucket {
-            let acc = sums
-                .entry((bucket, info.entity.clone()))
-                .or_default()
-                .entry(info.field.clone())
-                .or_insert((0.0, 0));
-            acc.0 += sum;
-            acc.1 += count;
-        }
+        columns.push((info.entity.clone(), info.field.clone(), sums));
     }
 
     // Unsealed samples: numbers into the sums, the newest attributes per
     // bucket, and kept-whole payloads as snapshots.
+    let mut column_of: HashMap<(String, String), usize> = HashMap::new();
     let mut window_attributes: HashMap<(i64, String), (i64, Vec<Leaf>)> = HashMap::new();
     let mut snapshots: BTreeMap<i64, (i64, Value)> = BTreeMap::new();
     for sample in window
@@ -201,11 +253,22 @@ fn read_stepped(
         let bucket = bucket_of(sample.ts_ns);
         match decompose(&query.metric_type, &sample.data) {
             Some(leaves) => {
-                let fields = sums.entry((bucket, sample.entity.clone())).or_default();
+                if column_of.is_empty() {
+                    for (index, (entity, field, _)) in columns.iter().enumerate() {
+                        column_of.insert((entity.clone(), field.clone()), index);
+                    }
+                }
                 for (field, number) in leaves.numbers {
-                    let acc = fields.entry(field).or_insert((0.0, 0));
-                    acc.0 += number.as_f64();
-                    acc.1 += 1;
+                    let key = (sample.entity.clone(), field);
+                    let index = match column_of.get(&key) {
+                        Some(index) => *index,
+                        None => {
+                            columns.push((key.0.clone(), key.1.clone(), StepSums::new()));
+                            column_of.insert(key, columns.len() - 1);
+                            columns.len() - 1
+                        }
+                    };
+                    add_step(&mut columns[index].2, bucket, number.as_f64(), 1);
                 }
                 let slot = window_attributes
                     .entry((bucket, sample.entity))
@@ -226,30 +289,56 @@ fn read_stepped(
         keep_newest(&mut snapshots, bucket_of(ts), ts, data);
     }
 
-    let mut out = Vec::with_capacity(sums.len() + snapshots.len());
-    for ((bucket, entity), fields) in sums {
-        let mut data = Value::Object(Map::new());
-        for (field, (sum, count)) in fields {
-            if count > 0 {
-                insert_at(
-                    &mut data,
-                    &parse_path(&field),
-                    Value::from(sum / count as f64),
-                );
-            }
+    // Per entity, walk its columns' sorted sums side by side and build
+    // each output object once.
+    columns.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+    let mut out = Vec::with_capacity(snapshots.len());
+    let mut first = 0usize;
+    while first < columns.len() {
+        let entity = columns[first].0.clone();
+        let last = columns[first..]
+            .iter()
+            .position(|c| c.0 != entity)
+            .map_or(columns.len(), |n| first + n);
+        let group = &mut columns[first..last];
+        for column in group.iter_mut() {
+            normalize_steps(&mut column.2);
         }
-        match window_attributes.remove(&(bucket, entity.clone())) {
-            Some((_, leaves)) => {
-                for (field, value) in leaves {
-                    insert_at(&mut data, &parse_path(&field), value);
+        let paths: Vec<Vec<Segment>> = group.iter().map(|c| parse_path(&c.1)).collect();
+        let mut cursors = vec![0usize; group.len()];
+        let fields = attributes.get(&entity);
+        loop {
+            let next = group
+                .iter()
+                .zip(&cursors)
+                .filter_map(|(c, at)| c.2.get(*at).map(|s| s.0))
+                .min();
+            let Some(bucket) = next else { break };
+            let mut data = Value::Object(Map::new());
+            for ((column, at), path) in group.iter().zip(cursors.iter_mut()).zip(&paths) {
+                if let Some((b, sum, count)) = column.2.get(*at) {
+                    if *b == bucket {
+                        if *count > 0 {
+                            insert_at(&mut data, path, Value::from(sum / *count as f64));
+                        }
+                        *at += 1;
+                    }
                 }
             }
-            None => {
-                let at = bucket.saturating_add(width - 1).min(end);
-                apply_attributes(&mut data, attributes.get(&entity), at);
+            match window_attributes.remove(&(bucket, entity.clone())) {
+                Some((_, leaves)) => {
+                    for (field, value) in leaves {
+                        insert_at(&mut data, &parse_path(&field), value);
+                    }
+                }
+                None => {
+                    let at = bucket.saturating_add(width - 1).min(end);
+                    apply_attributes(&mut data, fields, at);
+                }
             }
+            out.push((bucket, entity.clone(), data));
         }
-        out.push((bucket, entity, data));
+        first = last;
     }
     out.extend(
         snapshots

@@ -153,6 +153,13 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (agent_id, metric_type, entity)
     ) WITHOUT ROWID;
     "#,
+    // 2: day compaction's watermark (see compact.rs).
+    r#"
+    CREATE TABLE store_state (
+        key TEXT PRIMARY KEY,
+        value INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    "#,
 ];
 
 /// Brings the database up to the newest schema, in one transaction.

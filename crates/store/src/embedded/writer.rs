@@ -19,6 +19,7 @@ use spectra_protocol::RawEnvelope;
 use tokio::sync::oneshot;
 
 use super::codec::{compute_rollups, encode_raw, encode_rollups, RawChunk};
+use super::compact::{self, CompactionCursor};
 use super::flatten::{Kind, Number};
 use super::{decompose, entity_of, sql_error, to_ns, SeriesInfo, Shared};
 use crate::{IngestOutcome, MaintenanceReport, Result, StoreError};
@@ -28,6 +29,9 @@ pub(crate) const TIER_MINUTE: i64 = 1;
 pub(crate) const TIER_HOUR: i64 = 2;
 pub(crate) const MINUTE_NS: i64 = 60_000_000_000;
 pub(crate) const HOUR_NS: i64 = 60 * MINUTE_NS;
+
+/// How long one compaction step may hold the writer.
+const COMPACT_BUDGET: Duration = Duration::from_millis(50);
 
 /// How often activity (`touch_agent`) is written to the agents table.
 const LAST_SEEN_FLUSH: Duration = Duration::from_secs(30);
@@ -67,6 +71,8 @@ pub(crate) struct WriterCtx {
     /// The newest attribute row per field, per entity touched so far.
     attributes: HashMap<EntityKey, AttributeState>,
     last_seen_flushed: Instant,
+    /// Day compaction's progress, loaded on first use.
+    compaction: Option<CompactionCursor>,
 }
 
 pub(crate) fn decode_batch(blob: &[u8]) -> Result<Vec<RawEnvelope>> {
@@ -170,6 +176,7 @@ impl WriterCtx {
             series_ids,
             attributes: HashMap::new(),
             last_seen_flushed: Instant::now(),
+            compaction: None,
         })
     }
 
@@ -356,8 +363,12 @@ impl WriterCtx {
     /// nothing more is due, applies retention. True while more is due.
     fn maintain_step(&mut self, now: DateTime<Utc>) -> Result<bool> {
         let limit = self.shared.config.seal_batch_limit.max(1);
-        let (sealed, _) = self.seal_step(self.seal_horizon(now), limit)?;
+        let horizon = self.seal_horizon(now);
+        let (sealed, _) = self.seal_step(horizon, limit)?;
         if sealed as usize >= limit {
+            return Ok(true);
+        }
+        if self.compact_step(horizon)? {
             return Ok(true);
         }
         self.apply_retention(to_ns(now))?;
@@ -378,12 +389,39 @@ impl WriterCtx {
                 break;
             }
         }
+        while self.compact_step(horizon)? {}
         let (chunks_deleted, snapshots_deleted) = self.apply_retention(to_ns(now))?;
         report.chunks_deleted = chunks_deleted;
         report.snapshots_deleted = snapshots_deleted;
         self.flush_last_seen()?;
         tracing::debug!(?report, "maintenance done");
         Ok(report)
+    }
+
+    /// One bounded step of day compaction (see `compact.rs`); true while
+    /// more is due.
+    fn compact_step(&mut self, horizon_ns: i64) -> Result<bool> {
+        let cursor = match self.compaction {
+            Some(cursor) => cursor,
+            None => match compact::load_cursor(&self.conn)? {
+                Some(cursor) => cursor,
+                None => return Ok(false),
+            },
+        };
+        let mut next = cursor;
+        let step = compact::compact_step(&mut self.conn, &mut next, horizon_ns, COMPACT_BUDGET);
+        // On failure the transaction rolled back: reload from the database.
+        self.compaction = step.is_ok().then_some(next);
+        let step = step?;
+        if step.chunks_merged > 0 {
+            tracing::debug!(
+                merged = step.chunks_merged,
+                written = step.chunks_written,
+                day_ns = next.day_ns,
+                "compacted chunks"
+            );
+        }
+        Ok(step.more)
     }
 
     /// Batches whose samples all lie before this are sealed: `now` rounded
