@@ -88,7 +88,18 @@ impl Server {
     /// Starts a server on `listen` (e.g. `127.0.0.1:0`) with the e2e admin
     /// and enrollment tokens. `extra` are more CLI arguments.
     pub fn start(data_dir: &Path, listen: &str, extra: &[&str]) -> Server {
+        Self::start_with_env(data_dir, listen, extra, &[])
+    }
+
+    /// [`Server::start`] with extra environment variables.
+    pub fn start_with_env(
+        data_dir: &Path,
+        listen: &str,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Server {
         let mut cmd = Command::new(binary("spectra-server"));
+        cmd.envs(env.iter().copied());
         cmd.arg("--listen")
             .arg(listen)
             .arg("--data-dir")

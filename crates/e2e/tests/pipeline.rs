@@ -393,3 +393,44 @@ async fn sigkilled_server_keeps_every_acknowledged_batch() {
         assert_eq!(s["data"]["ram_used"].as_i64(), Some(i as i64), "{s}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_agent_goes_stale_then_offline() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with_env(
+        &dir.path().join("server"),
+        "127.0.0.1:0",
+        &["--no-local-agent"],
+        &[
+            ("SPECTRA_STALE_AFTER", "3s"),
+            ("SPECTRA_OFFLINE_AFTER", "6s"),
+        ],
+    );
+    let api = Api::new(&server.url());
+    let agent = Agent::start(
+        &server.url(),
+        &dir.path().join("agent"),
+        FAST_AGENT_CONFIG,
+        "e2e-status",
+    );
+    let status_of = |api: Api| async move {
+        api.agent_by_hostname("e2e-status")
+            .await
+            .and_then(|a| a["status"].as_str().map(str::to_owned))
+    };
+    wait_for("online", LONG, || async {
+        (status_of(api.clone()).await.as_deref() == Some("online")).then_some(())
+    })
+    .await;
+    agent.stop().expect("agent exits on SIGTERM");
+    wait_for("stale", LONG, || async {
+        (status_of(api.clone()).await.as_deref() == Some("stale")).then_some(())
+    })
+    .await;
+    wait_for("offline", LONG, || async {
+        (status_of(api.clone()).await.as_deref() == Some("offline")).then_some(())
+    })
+    .await;
+    let agent = api.agent_by_hostname("e2e-status").await.unwrap();
+    assert!(agent["last_seen"].is_string(), "{agent}");
+}
