@@ -23,6 +23,8 @@ pub mod defaults {
     pub const PROCFS: &str = "/proc";
     pub const SYSFS: &str = "/sys";
     pub const ROOTFS: &str = "/";
+    /// SPEC §2: the `DEBUG=true` endpoint.
+    pub const DEBUG_LISTEN: &str = "127.0.0.1:6060";
     pub const ROOT_STATE_DIR: &str = "/var/lib/spectra-agent";
     pub const FLUSH_INTERVAL: Duration = Duration::from_secs(5);
     /// A 5 s cycle of every collector is far below this; the cap only bounds
@@ -94,6 +96,8 @@ pub struct AgentConfig {
     pub state_dir: PathBuf,
     pub roots: HostRoots,
     pub debug: bool,
+    /// Where the `DEBUG=true` endpoint listens (loopback only).
+    pub debug_listen: std::net::SocketAddr,
     /// Settings for every [`CollectorKind`].
     pub collectors: BTreeMap<CollectorKind, CollectorSettings>,
     pub sender: SenderSettings,
@@ -109,6 +113,7 @@ impl std::fmt::Debug for AgentConfig {
             .field("state_dir", &self.state_dir)
             .field("roots", &self.roots)
             .field("debug", &self.debug)
+            .field("debug_listen", &self.debug_listen)
             .field("collectors", &self.collectors)
             .field("sender", &self.sender)
             .field("commands", &self.commands)
@@ -144,6 +149,7 @@ struct FileConfig {
     sysfs: Option<PathBuf>,
     rootfs: Option<PathBuf>,
     debug: Option<bool>,
+    debug_listen: Option<String>,
     #[serde(default)]
     collectors: BTreeMap<String, FileCollector>,
     #[serde(default)]
@@ -280,6 +286,11 @@ impl AgentConfig {
             None => None,
         };
         let debug = cli.debug || env_debug.or(file.debug).unwrap_or(false);
+        let debug_listen = parse_debug_listen(
+            env_get("SPECTRA_DEBUG_LISTEN")
+                .or(file.debug_listen.clone())
+                .as_deref(),
+        )?;
 
         let mut collectors: BTreeMap<CollectorKind, CollectorSettings> = CollectorKind::ALL
             .into_iter()
@@ -374,6 +385,7 @@ impl AgentConfig {
             state_dir,
             roots,
             debug,
+            debug_listen,
             collectors,
             sender,
             commands,
@@ -497,4 +509,25 @@ fn is_root() -> bool {
 #[cfg(not(unix))]
 fn is_root() -> bool {
     false
+}
+
+/// The debug endpoint's address: `127.0.0.1:6060` unless set, and always a
+/// loopback address: it exposes internals and must never face the network.
+fn parse_debug_listen(value: Option<&str>) -> Result<std::net::SocketAddr, ConfigError> {
+    let text = value.unwrap_or(defaults::DEBUG_LISTEN);
+    let invalid = |message: String| ConfigError::Invalid {
+        setting: "debug_listen (SPECTRA_DEBUG_LISTEN)".into(),
+        message,
+    };
+    let addr: std::net::SocketAddr = text.parse().map_err(|e| {
+        invalid(format!(
+            "`{text}` is not an address such as 127.0.0.1:6060: {e}"
+        ))
+    })?;
+    if !addr.ip().is_loopback() {
+        return Err(invalid(format!(
+            "`{text}` is not a loopback address; the debug endpoint only listens on 127.0.0.1 or ::1"
+        )));
+    }
+    Ok(addr)
 }

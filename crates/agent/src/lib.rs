@@ -16,13 +16,17 @@
 //! - [`transport`]: the [`transport::Transport`] trait (HTTP here; the
 //!   server's in-process agent brings its own).
 //! - [`commands`]: the long-poll command loop and the diagnostics it runs.
+//! - [`stats`]: per-collector runs, failures and durations.
+//! - [`debug_server`]: the `DEBUG=true` endpoint on 127.0.0.1:6060.
 //! - [`runtime`]: wires it all together: `run` and `run_with_transport`.
 
 pub mod collectors;
 pub mod commands;
 pub mod config;
+pub mod debug_server;
 pub mod identity;
 pub mod runtime;
 pub mod scheduler;
 pub mod sender;
+pub mod stats;
 pub mod transport;

@@ -19,6 +19,7 @@ use crate::collectors::{self, CollectorKind};
 use crate::commands::restart_agent::RestartRequested;
 use crate::commands::{self, CommandContext};
 use crate::config::AgentConfig;
+use crate::debug_server::{self, DebugSources};
 use crate::identity::{self, IdentityError};
 use crate::scheduler::{ScheduledCollector, Scheduler, SystemClock};
 use crate::sender::{BatchQueue, Sender, Spool};
@@ -78,6 +79,15 @@ pub async fn run_with_transport(
     };
 
     let scheduler = build_scheduler(&config);
+    if config.debug {
+        let sources = DebugSources {
+            collectors: scheduler.stats(),
+            sender: sender.stats(),
+            queue: queue.clone(),
+            started: std::time::Instant::now(),
+        };
+        start_debug_endpoint(config.debug_listen, sources, stop.clone()).await;
+    }
     let sender_stop = CancellationToken::new();
     let sender_task = tokio::spawn(sender.run(sender_stop.clone()));
     let commands_task = tokio::spawn(commands::run_command_loop(transport, ctx, stop.clone()));
@@ -108,6 +118,22 @@ pub async fn run_with_transport(
         return Err(RestartRequested.into());
     }
     Ok(())
+}
+
+/// Binds the `DEBUG=true` endpoint; a taken port is a warning, not a reason
+/// for the agent to stop monitoring.
+async fn start_debug_endpoint(
+    addr: std::net::SocketAddr,
+    sources: DebugSources,
+    stop: CancellationToken,
+) {
+    match tokio::net::TcpListener::bind(addr).await {
+        Ok(listener) => {
+            tracing::info!(%addr, "debug endpoint: GET /debug/vars");
+            tokio::spawn(debug_server::serve(listener, sources, stop));
+        }
+        Err(e) => tracing::warn!(%addr, error = %e, "debug endpoint not started"),
+    }
 }
 
 /// A scheduler with every collector of the config: enabled ones scheduled

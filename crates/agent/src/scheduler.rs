@@ -16,7 +16,8 @@
 //! reported once as `disabled`. Collectors that may block run on the
 //! blocking pool with a timeout.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use chrono::{DateTime, TimeZone, Utc};
 use spectra_protocol::{CollectorState, CollectorStatus, Envelope, MetricData};
@@ -24,6 +25,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::collectors::{CollectError, Collector, CollectorKind};
+use crate::stats::AgentStats;
 
 /// How long a blocking collector may run before it counts as failed.
 pub const BLOCKING_COLLECT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -153,6 +155,7 @@ pub struct Scheduler<C: Clock> {
     slots: Vec<Slot>,
     disabled: Vec<CollectorKind>,
     blocking_timeout: Duration,
+    stats: Arc<AgentStats>,
 }
 
 struct BlockingDone {
@@ -162,7 +165,7 @@ struct BlockingDone {
 }
 
 enum BlockingOutcome {
-    Finished(Box<dyn Collector>, CollectResult),
+    Finished(Box<dyn Collector>, CollectResult, Duration),
     TimedOut(tokio::task::JoinHandle<(Box<dyn Collector>, CollectResult)>),
     Recovered(Box<dyn Collector>),
     Panicked(String),
@@ -176,7 +179,13 @@ impl<C: Clock> Scheduler<C> {
             slots: Vec::new(),
             disabled: Vec::new(),
             blocking_timeout: BLOCKING_COLLECT_TIMEOUT,
+            stats: Arc::new(AgentStats::default()),
         }
+    }
+
+    /// Per-collector runs, failures and durations, updated as it runs.
+    pub fn stats(&self) -> Arc<AgentStats> {
+        self.stats.clone()
     }
 
     /// How long a blocking collector may run (tests shorten it).
@@ -287,7 +296,7 @@ impl<C: Clock> Scheduler<C> {
         if slot.running {
             let kind = slot.kind;
             let err = CollectError::Other("the previous run is still in progress".into());
-            self.record(sink, index, tick_ms, Err(err));
+            self.record(sink, index, tick_ms, Err(err), None);
             tracing::debug!(collector = kind.name(), "previous run still in progress");
             return;
         }
@@ -299,7 +308,7 @@ impl<C: Clock> Scheduler<C> {
                     "a run that timed out after {}s is still blocked",
                     self.blocking_timeout.as_secs()
                 ));
-                self.record(sink, index, tick_ms, Err(err));
+                self.record(sink, index, tick_ms, Err(err), None);
                 return;
             }
             // Finished: its JoinHandle resolves at once; collect the
@@ -328,12 +337,15 @@ impl<C: Clock> Scheduler<C> {
             slot.running = true;
             let timeout = self.blocking_timeout;
             blocking.spawn(async move {
+                let started = Instant::now();
                 let mut handle = tokio::task::spawn_blocking(move || {
                     let result = collector.collect(now);
                     (collector, result)
                 });
                 let outcome = match tokio::time::timeout(timeout, &mut handle).await {
-                    Ok(Ok((collector, result))) => BlockingOutcome::Finished(collector, result),
+                    Ok(Ok((collector, result))) => {
+                        BlockingOutcome::Finished(collector, result, started.elapsed())
+                    }
                     Ok(Err(e)) => BlockingOutcome::Panicked(e.to_string()),
                     Err(_) => BlockingOutcome::TimedOut(handle),
                 };
@@ -344,9 +356,11 @@ impl<C: Clock> Scheduler<C> {
                 }
             });
         } else {
+            let started = Instant::now();
             let result = collector.collect(now);
+            let took = started.elapsed();
             self.slots[index].collector = Some(collector);
-            self.record(sink, index, tick_ms, result);
+            self.record(sink, index, tick_ms, result, Some(took));
         }
     }
 
@@ -361,9 +375,9 @@ impl<C: Clock> Scheduler<C> {
         };
         slot.running = false;
         match outcome {
-            BlockingOutcome::Finished(collector, result) => {
+            BlockingOutcome::Finished(collector, result, took) => {
                 slot.collector = Some(collector);
-                self.record(sink, index, tick_ms, result);
+                self.record(sink, index, tick_ms, result, Some(took));
             }
             BlockingOutcome::Recovered(collector) => slot.collector = Some(collector),
             BlockingOutcome::TimedOut(handle) => {
@@ -372,13 +386,13 @@ impl<C: Clock> Scheduler<C> {
                     "timed out after {}s",
                     self.blocking_timeout.as_secs()
                 ));
-                self.record(sink, index, tick_ms, Err(err));
+                self.record(sink, index, tick_ms, Err(err), None);
             }
             BlockingOutcome::Panicked(message) => {
                 // The collector is gone with its thread: stop calling it.
                 slot.retired = true;
                 let err = CollectError::Other(format!("collector panicked: {message}"));
-                self.record(sink, index, tick_ms, Err(err));
+                self.record(sink, index, tick_ms, Err(err), None);
             }
         }
     }
@@ -390,11 +404,13 @@ impl<C: Clock> Scheduler<C> {
         index: usize,
         tick_ms: i64,
         result: CollectResult,
+        duration: Option<Duration>,
     ) {
         let now_ms = self.clock.now_wall_ms();
         let timestamp = timestamp_of(tick_ms);
         let slot = &mut self.slots[index];
         let name = slot.kind.name();
+        let envelopes = result.as_ref().map_or(0, Vec::len);
         let (state, message) = match result {
             Ok(payloads) => {
                 for data in payloads {
@@ -416,6 +432,14 @@ impl<C: Clock> Scheduler<C> {
             }
             Err(e) => (CollectorState::Error, Some(e.to_string())),
         };
+        self.stats.record_run(
+            name,
+            timestamp,
+            duration,
+            state,
+            envelopes,
+            message.as_deref(),
+        );
         if !slot.status.observe(state, now_ms) {
             if state == CollectorState::Error {
                 tracing::debug!(

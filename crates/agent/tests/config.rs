@@ -253,3 +253,35 @@ fn state_dir_defaults_follow_xdg_for_non_root() {
         }
     }
 }
+
+#[test]
+fn debug_endpoint_listens_on_loopback_only() {
+    let none = CliOverrides::default();
+    let c = AgentConfig::from_sources(None, &env_of(BASE), &none).unwrap();
+    assert_eq!(c.debug_listen.to_string(), "127.0.0.1:6060");
+    let mut env = BASE.to_vec();
+    env.push(("SPECTRA_DEBUG_LISTEN", "[::1]:7070"));
+    let c = AgentConfig::from_sources(
+        Some("debug_listen = \"127.0.0.1:1\"\n"),
+        &env_of(&env),
+        &none,
+    )
+    .unwrap();
+    assert_eq!(
+        c.debug_listen.to_string(),
+        "[::1]:7070",
+        "env overrides the file"
+    );
+    let e = AgentConfig::from_sources(
+        Some("debug_listen = \"0.0.0.0:6060\"\n"),
+        &env_of(BASE),
+        &none,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("debug_listen") && e.contains("loopback"), "{e}");
+    let e = AgentConfig::from_sources(Some("debug_listen = \"localhost\"\n"), &env_of(BASE), &none)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("not an address"), "{e}");
+}

@@ -193,6 +193,17 @@ backoff_max = "1s"
 
 impl Agent {
     pub fn start(server_url: &str, state_dir: &Path, config_toml: &str, hostname: &str) -> Agent {
+        Self::start_with_env(server_url, state_dir, config_toml, hostname, &[])
+    }
+
+    /// [`Agent::start`] with extra environment variables.
+    pub fn start_with_env(
+        server_url: &str,
+        state_dir: &Path,
+        config_toml: &str,
+        hostname: &str,
+        env: &[(&str, &str)],
+    ) -> Agent {
         std::fs::create_dir_all(state_dir).expect("state dir");
         let config = state_dir.join("agent.toml");
         std::fs::write(&config, config_toml).expect("write agent config");
@@ -204,6 +215,7 @@ impl Agent {
             .env("SPECTRA_AGENT_STATE_DIR", state_dir)
             .env("SPECTRA_HOSTNAME", hostname)
             .env("RUST_LOG", "info")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())

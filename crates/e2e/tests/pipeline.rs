@@ -434,3 +434,57 @@ async fn a_silent_agent_goes_stale_then_offline() {
     let agent = api.agent_by_hostname("e2e-status").await.unwrap();
     assert!(agent["last_seen"].is_string(), "{agent}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn debug_agent_serves_its_own_stats_on_loopback() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(
+        &dir.path().join("server"),
+        "127.0.0.1:0",
+        &["--no-local-agent"],
+    );
+    // A free loopback port for the agent's debug endpoint.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let listen = format!("127.0.0.1:{port}");
+    let _agent = Agent::start_with_env(
+        &server.url(),
+        &dir.path().join("agent"),
+        FAST_AGENT_CONFIG,
+        "e2e-debug",
+        &[("DEBUG", "true"), ("SPECTRA_DEBUG_LISTEN", &listen)],
+    );
+    let http = reqwest::Client::new();
+    let vars: Value = wait_for("the debug endpoint with cpu runs", LONG, || async {
+        let v: Value = http
+            .get(format!("http://{listen}/debug/vars"))
+            .send()
+            .await
+            .ok()?
+            .json()
+            .await
+            .ok()?;
+        (v["collectors"]["cpu"]["runs"].as_u64()? >= 2).then_some(v)
+    })
+    .await;
+    assert!(
+        vars["collectors"]["cpu"]["last_duration_us"].is_u64(),
+        "{vars}"
+    );
+    assert_eq!(
+        vars["collectors"]["wifi"]["state"], "not_implemented",
+        "{vars}"
+    );
+    let rss = vars["process"]["rss_bytes"].as_u64().unwrap();
+    assert!(rss > 1 << 20, "{vars}");
+    assert!(vars["sender"]["sent_batches"].is_u64(), "{vars}");
+    let missing = http
+        .get(format!("http://{listen}/nope"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status().as_u16(), 404);
+}
