@@ -31,7 +31,54 @@ pub fn binary(name: &str) -> PathBuf {
         "{} not found: run the tests with `cargo test --workspace`, which builds every binary",
         path.display()
     );
+    // `cargo test -p spectra-e2e` alone does not rebuild the binaries: refuse
+    // to test stale ones rather than pass or fail on old code.
+    let built = std::fs::metadata(&path).and_then(|m| m.modified()).ok();
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let crates: &[&str] = match name {
+        "spectra-agent" => &["agent", "protocol"],
+        _ => &["agent", "server", "store", "protocol"],
+    };
+    let newest_source = crates
+        .iter()
+        .flat_map(|c| {
+            let dir = workspace.join("crates").join(c);
+            [
+                newest_mtime(&dir.join("src")),
+                modified(&dir.join("Cargo.toml")),
+            ]
+        })
+        .flatten()
+        .max();
+    if let (Some(built), Some(source)) = (built, newest_source) {
+        assert!(
+            built >= source,
+            "{} is older than its sources: run `cargo test --workspace` (or `cargo build --bins`) so the binaries are rebuilt",
+            path.display()
+        );
+    }
     path
+}
+
+fn modified(path: &Path) -> Option<std::time::SystemTime> {
+    std::fs::metadata(path).and_then(|m| m.modified()).ok()
+}
+
+/// The newest modification time of the `.rs` files under `dir`.
+fn newest_mtime(dir: &Path) -> Option<std::time::SystemTime> {
+    let mut newest = None;
+    for entry in std::fs::read_dir(dir).ok()?.flatten() {
+        let path = entry.path();
+        let t = if path.is_dir() {
+            newest_mtime(&path)
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            modified(&path)
+        } else {
+            None
+        };
+        newest = newest.max(t);
+    }
+    newest
 }
 
 /// Sends SIGTERM (graceful) to a child.

@@ -142,6 +142,15 @@ async fn local_agent_reports_this_machine() {
         memory["data"]["ram_total"].as_u64(),
         Some(meminfo_total_bytes())
     );
+    // The data dir the server created holds the database and credentials:
+    // owner-only.
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&server.data_dir)
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o700, "data dir mode {mode:o}");
 
     // Restarting the server keeps the local agent's identity.
     let data_dir = server.data_dir.clone();

@@ -85,7 +85,7 @@ pub async fn ensure_credentials(
     store: &dyn Store,
     settings: &Settings,
 ) -> Result<StartupCredentials, FirstRunError> {
-    std::fs::create_dir_all(&settings.data_dir).map_err(|source| FirstRunError::Write {
+    crate::create_private_dir(&settings.data_dir).map_err(|source| FirstRunError::Write {
         path: settings.data_dir.clone(),
         source,
     })?;

@@ -60,6 +60,17 @@ pub enum ServerError {
     Serve(std::io::Error),
 }
 
+/// Creates `path` (and its parents) readable by the owner only when it does
+/// not exist yet: the data dir holds the database and the first-run
+/// credentials. An existing directory keeps the mode its owner gave it.
+pub(crate) fn create_private_dir(path: &std::path::Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(path)
+}
+
 /// Longest wait for the local agent to flush at shutdown.
 const LOCAL_AGENT_STOP_TIMEOUT: Duration = Duration::from_secs(15);
 
@@ -68,7 +79,7 @@ pub async fn open_store(settings: &Settings) -> Result<Arc<dyn Store>, ServerErr
     match settings.database()? {
         DatabaseUrl::Sqlite(path) => {
             if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-                std::fs::create_dir_all(parent).map_err(|source| ServerError::DataDir {
+                create_private_dir(parent).map_err(|source| ServerError::DataDir {
                     path: parent.to_owned(),
                     source,
                 })?;
@@ -99,7 +110,7 @@ pub async fn run(
     listener: tokio::net::TcpListener,
     shutdown: CancellationToken,
 ) -> Result<(), ServerError> {
-    std::fs::create_dir_all(&settings.data_dir).map_err(|source| ServerError::DataDir {
+    create_private_dir(&settings.data_dir).map_err(|source| ServerError::DataDir {
         path: settings.data_dir.clone(),
         source,
     })?;
