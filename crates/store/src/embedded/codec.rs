@@ -7,8 +7,12 @@
 //! finds the decimal structure of rounded gauges).
 //!
 //! A rollup chunk holds per-bucket aggregates (bucket start, min, max, sum,
-//! count, last), six streams behind the bucket count. Each stream is tagged:
-//! pco, or plain little-endian values when pco's headers would cost more.
+//! count, last), six streams behind the bucket count. Each stream is
+//! tagged: pco; plain little-endian values when pco's headers would cost
+//! more; an arithmetic sequence (regular timestamps, bucket starts,
+//! constant counts: 16 bytes, decoded without pco); or decimal floats as
+//! pco integers with a power-of-ten scale (lossless, checked bit for bit).
+//! Old tags stay readable: new ones are only ever added.
 
 use crate::{Result, StoreError};
 
@@ -72,6 +76,12 @@ impl RawChunk {
 pub(crate) trait StreamNumber: pco::data_types::Number {
     fn to_le(self) -> [u8; 8];
     fn from_le(bytes: [u8; 8]) -> Self;
+    /// The integer, for types that can be an arithmetic sequence.
+    fn to_i64(self) -> Option<i64>;
+    fn from_i64(value: i64) -> Self;
+    /// The float, for types that can be stored as scaled decimals.
+    fn to_f64(self) -> Option<f64>;
+    fn from_f64(value: f64) -> Self;
 }
 
 impl StreamNumber for i64 {
@@ -80,6 +90,18 @@ impl StreamNumber for i64 {
     }
     fn from_le(bytes: [u8; 8]) -> Self {
         i64::from_le_bytes(bytes)
+    }
+    fn to_i64(self) -> Option<i64> {
+        Some(self)
+    }
+    fn from_i64(value: i64) -> Self {
+        value
+    }
+    fn to_f64(self) -> Option<f64> {
+        None
+    }
+    fn from_f64(value: f64) -> Self {
+        value as i64
     }
 }
 
@@ -90,15 +112,106 @@ impl StreamNumber for f64 {
     fn from_le(bytes: [u8; 8]) -> Self {
         f64::from_le_bytes(bytes)
     }
+    fn to_i64(self) -> Option<i64> {
+        None
+    }
+    fn from_i64(value: i64) -> Self {
+        value as f64
+    }
+    fn to_f64(self) -> Option<f64> {
+        Some(self)
+    }
+    fn from_f64(value: f64) -> Self {
+        value
+    }
 }
 
 const STREAM_PCO: u8 = 1;
 const STREAM_PLAIN: u8 = 2;
+/// `first` and `step` (i64 LE): value i is `first + i * step`. Regular
+/// timestamps, bucket starts and constant counts are this common case;
+/// pco stores them in a few bytes too, but decoding them through pco
+/// costs as much as decoding real values (~8 µs per 1,440), which long
+/// chart reads pay hundreds of times.
+const STREAM_ARITHMETIC: u8 = 3;
+
+/// A scale byte `k`, then pco of i64 `n`: value i is `n / 10^k` exactly
+/// (checked bit for bit when written). Gauges rounded to a few decimals
+/// and sums of them are this case; as integers pco stores them ~10 %
+/// smaller and decodes them twice as fast as through its float modes.
+const STREAM_DECIMAL: u8 = 4;
+/// Most decimals tried: beyond this the integers grow past what pays.
+const MAX_DECIMALS: u32 = 6;
+const POWERS_OF_TEN: [f64; MAX_DECIMALS as usize + 1] = [1.0, 10.0, 100.0, 1e3, 1e4, 1e5, 1e6];
+
+/// The fewest decimals `k` such that every value is exactly `n / 10^k`
+/// for an integer `n` below 2^53, with those integers.
+pub(crate) fn decimal_scale(values: &[f64]) -> Option<(u32, Vec<i64>)> {
+    const LIMIT: f64 = 9_007_199_254_740_992.0; // 2^53
+                                                // Checked through the integer, exactly as decoding rebuilds the value
+                                                // (so -0.0, which the integer 0 cannot carry, is refused).
+    let fits = |value: f64, k: u32| {
+        let power = POWERS_OF_TEN[k as usize];
+        let scaled = (value * power).round();
+        if scaled.abs() >= LIMIT {
+            return None;
+        }
+        let n = scaled as i64;
+        ((n as f64 / power).to_bits() == value.to_bits()).then_some(n)
+    };
+    let mut k = 0u32;
+    for value in values {
+        while fits(*value, k).is_none() {
+            k += 1;
+            if k > MAX_DECIMALS {
+                return None;
+            }
+        }
+    }
+    let ints = values
+        .iter()
+        .map(|value| fits(*value, k))
+        .collect::<Option<Vec<i64>>>()?;
+    Some((k, ints))
+}
+
+/// `(first, step)` when `values` (two or more) are an arithmetic sequence.
+fn arithmetic_of<T: StreamNumber>(values: &[T]) -> Option<(i64, i64)> {
+    let first = values.first()?.to_i64()?;
+    let step = values.get(1)?.to_i64()?.wrapping_sub(first);
+    let mut expected = first;
+    for value in values {
+        if value.to_i64()? != expected {
+            return None;
+        }
+        expected = expected.wrapping_add(step);
+    }
+    Some((first, step))
+}
 
 /// A stream's bytes: a tag, then pco output or plain little-endian values.
 fn compress<T: StreamNumber>(values: &[T]) -> Result<Vec<u8>> {
     if values.is_empty() {
         return Ok(Vec::new());
+    }
+    if let Some((first, step)) = arithmetic_of(values) {
+        let mut out = Vec::with_capacity(17);
+        out.push(STREAM_ARITHMETIC);
+        out.extend_from_slice(&first.to_le_bytes());
+        out.extend_from_slice(&step.to_le_bytes());
+        return Ok(out);
+    }
+    let floats: Option<Vec<f64>> = values.iter().map(|v| v.to_f64()).collect();
+    if let Some((k, ints)) = floats.as_deref().and_then(decimal_scale) {
+        let packed = pco::standalone::simple_compress(&ints, &pco::ChunkConfig::default())
+            .map_err(|e| StoreError::Backend(format!("compressing a chunk: {e}")))?;
+        if packed.len() + 1 < values.len() * 8 {
+            let mut out = Vec::with_capacity(packed.len() + 2);
+            out.push(STREAM_DECIMAL);
+            out.push(k as u8);
+            out.extend_from_slice(&packed);
+            return Ok(out);
+        }
     }
     let packed = pco::standalone::simple_compress(values, &pco::ChunkConfig::default())
         .map_err(|e| StoreError::Backend(format!("compressing a chunk: {e}")))?;
@@ -126,6 +239,32 @@ fn decompress<T: StreamNumber>(bytes: &[u8], expected: usize) -> Result<Vec<T>> 
             .chunks_exact(8)
             .map(|b| T::from_le([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]))
             .collect(),
+        Some((&STREAM_DECIMAL, scaled)) => {
+            let Some((&k, packed)) = scaled.split_first() else {
+                return Err(StoreError::Backend("corrupt chunk: truncated".into()));
+            };
+            let power = POWERS_OF_TEN.get(usize::from(k)).copied().ok_or_else(|| {
+                StoreError::Backend("corrupt chunk: unknown decimal scale".into())
+            })?;
+            let ints: Vec<i64> = pco::standalone::simple_decompress(packed)
+                .map_err(|e| StoreError::Backend(format!("corrupt chunk: {e}")))?;
+            ints.into_iter()
+                .map(|n| T::from_f64(n as f64 / power))
+                .collect()
+        }
+        Some((&STREAM_ARITHMETIC, sequence)) if sequence.len() == 16 => {
+            let (first, step) = sequence.split_at(8);
+            let first = i64::from_le_bytes(first.try_into().unwrap_or([0; 8]));
+            let step = i64::from_le_bytes(step.try_into().unwrap_or([0; 8]));
+            let mut next = first;
+            (0..expected)
+                .map(|_| {
+                    let value = T::from_i64(next);
+                    next = next.wrapping_add(step);
+                    value
+                })
+                .collect()
+        }
         _ => {
             return Err(StoreError::Backend(
                 "corrupt chunk: unknown stream encoding".into(),
@@ -216,6 +355,27 @@ pub(crate) struct Bucket {
 
 /// Buckets `width_ns` wide (aligned to the epoch) over time-sorted points.
 pub(crate) fn compute_rollups(timestamps_ns: &[i64], values: &[f64], width_ns: i64) -> Vec<Bucket> {
+    let mut buckets = sum_rollups(timestamps_ns, values, width_ns);
+    // Decimal gauges are summed again as integers, so a sum is the exact
+    // decimal (no float drift) and stores as a decimal stream.
+    if let Some((k, ints)) = decimal_scale(values) {
+        let power = POWERS_OF_TEN[k as usize];
+        let mut index = 0usize;
+        for bucket in &mut buckets {
+            let count = usize::try_from(bucket.count).unwrap_or(0);
+            let exact = ints
+                .get(index..index + count)
+                .and_then(|slice| slice.iter().try_fold(0i64, |acc, n| acc.checked_add(*n)));
+            if let Some(total) = exact.filter(|t| t.unsigned_abs() < (1u64 << 53)) {
+                bucket.sum = total as f64 / power;
+            }
+            index += count;
+        }
+    }
+    buckets
+}
+
+fn sum_rollups(timestamps_ns: &[i64], values: &[f64], width_ns: i64) -> Vec<Bucket> {
     let mut buckets: Vec<Bucket> = Vec::new();
     for (ts, value) in timestamps_ns.iter().zip(values) {
         let start_ns = ts.div_euclid(width_ns) * width_ns;
@@ -383,6 +543,69 @@ mod tests {
             "{} bytes for 360 points",
             encoded.len()
         );
+    }
+
+    #[test]
+    fn regular_streams_are_stored_as_sequences() {
+        let regular: Vec<i64> = (0..1440)
+            .map(|i| 1_700_000_000 * SECOND + i * 60 * SECOND)
+            .collect();
+        let stream = compress(&regular).unwrap();
+        assert_eq!(stream.len(), 17, "tag, first and step");
+        assert_eq!(decompress::<i64>(&stream, regular.len()).unwrap(), regular);
+        let constant = vec![6i64; 100];
+        assert_eq!(
+            decompress::<i64>(&compress(&constant).unwrap(), 100).unwrap(),
+            constant
+        );
+        let wrapping = vec![i64::MAX - 1, i64::MAX, i64::MIN];
+        let stream = compress(&wrapping).unwrap();
+        assert_eq!(decompress::<i64>(&stream, 3).unwrap(), wrapping);
+        let jitter = vec![0i64, 10, 21, 30];
+        let stream = compress(&jitter).unwrap();
+        assert_ne!(
+            stream[0], STREAM_ARITHMETIC,
+            "irregular data is not a sequence"
+        );
+        assert_eq!(decompress::<i64>(&stream, 4).unwrap(), jitter);
+        let floats = vec![1.0f64, 2.0, 3.0];
+        assert_ne!(compress(&floats).unwrap()[0], STREAM_ARITHMETIC);
+    }
+
+    #[test]
+    fn decimal_floats_are_stored_as_scaled_integers_bit_for_bit() {
+        let gauges: Vec<f64> = (0..500)
+            .map(|i| f64::from((i * 37) % 10_000) / 100.0)
+            .collect();
+        let stream = compress(&gauges).unwrap();
+        assert_eq!((stream[0], stream[1]), (STREAM_DECIMAL, 2));
+        let back = decompress::<f64>(&stream, gauges.len()).unwrap();
+        assert!(back
+            .iter()
+            .zip(&gauges)
+            .all(|(a, b)| a.to_bits() == b.to_bits()));
+        // Not decimals (or -0.0, whose sign a scaled integer loses): pco floats.
+        let mut negative_zero = gauges.clone();
+        negative_zero[7] = -0.0;
+        for odd in [vec![0.1 + 0.2; 50], negative_zero] {
+            let stream = compress(&odd).unwrap();
+            assert_ne!(stream[0], STREAM_DECIMAL);
+            let back = decompress::<f64>(&stream, odd.len()).unwrap();
+            assert!(back
+                .iter()
+                .zip(&odd)
+                .all(|(a, b)| a.to_bits() == b.to_bits()));
+        }
+        assert_eq!(decimal_scale(&[1.5, 2.25]), Some((2, vec![150, 225])));
+        assert_eq!(decimal_scale(&[1e300]), None);
+    }
+
+    #[test]
+    fn rollup_sums_of_decimals_are_exact() {
+        // In floats 0.1 + 0.2 + 0.3 is 0.6000000000000001.
+        let buckets = compute_rollups(&[0, 1, 2], &[0.1, 0.2, 0.3], 60 * SECOND);
+        assert_eq!(buckets[0].sum, 0.6);
+        assert_eq!(buckets[0].count, 3);
     }
 
     #[test]

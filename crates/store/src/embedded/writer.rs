@@ -4,8 +4,14 @@
 //! then everything else already queued (up to `max_group_batches`, or
 //! for `commit_window` more), writes them in one transaction and only
 //! then answers each caller. Other writes run as closures between groups.
-//! Sealing and retention run here too, in bounded steps with queued
-//! ingests served in between.
+//! Sealing runs in steps of about `seal_step_bytes` of log. In the
+//! background pass each step is prepared (rows read, decoded, flattened,
+//! compressed: [`prepare_seal`]) on a short-lived sealer thread with a
+//! read connection, and only its commit ([`WriterCtx::commit_seal`]: one
+//! transaction inserting the chunks and deleting the log rows) runs here,
+//! between ingest groups; a plan whose rows changed meanwhile is dropped
+//! and prepared again. Explicit `maintenance` calls run both parts here.
+//! Day compaction and retention follow, in bounded steps.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
@@ -63,6 +69,15 @@ type EntityKey = (String, String, String);
 type AttributeSamples = HashMap<EntityKey, Vec<(i64, Vec<(String, Value)>)>>;
 /// field → (since, JSON text or `None` when the field went away)
 type AttributeState = HashMap<String, (i64, Option<String>)>;
+
+/// Where the background maintenance pass stands.
+enum Background {
+    Idle,
+    /// A seal step is being prepared off-thread (for this horizon).
+    Preparing(Receiver<Result<SealPlan>>, i64),
+    /// Sealing is done; day compaction runs in bounded steps.
+    Compacting(i64),
+}
 
 pub(crate) struct WriterCtx {
     pub conn: Connection,
@@ -186,41 +201,50 @@ impl WriterCtx {
         let interval = self.shared.config.seal_interval;
         let background = self.shared.config.background_maintenance && !interval.is_zero();
         let mut next_maintenance = Instant::now() + interval;
-        let mut sealing = false;
+        let mut state = Background::Idle;
         loop {
-            let job = if sealing {
-                match jobs.try_recv() {
-                    Ok(job) => Some(job),
-                    Err(TryRecvError::Empty) => None,
-                    Err(TryRecvError::Disconnected) => break,
+            // A plan prepared off-thread is committed as soon as it is
+            // ready, even while ingests keep arriving.
+            if let Background::Preparing(ready, _) = &state {
+                match ready.try_recv() {
+                    Err(TryRecvError::Empty) => {}
+                    result => {
+                        let plan = result.unwrap_or_else(|_| {
+                            Err(StoreError::Backend("the seal preparer stopped".into()))
+                        });
+                        state = self.advance_background(state, Some(plan), &mut next_maintenance);
+                    }
                 }
-            } else if background {
-                match jobs.recv_timeout(next_maintenance.saturating_duration_since(Instant::now()))
-                {
+            }
+            let job = match &state {
+                Background::Preparing(..) => match jobs.recv_timeout(Duration::from_millis(2)) {
                     Ok(job) => Some(job),
                     Err(RecvTimeoutError::Timeout) => None,
                     Err(RecvTimeoutError::Disconnected) => break,
+                },
+                Background::Compacting(_) => match jobs.try_recv() {
+                    Ok(job) => Some(job),
+                    Err(TryRecvError::Empty) => None,
+                    Err(TryRecvError::Disconnected) => break,
+                },
+                Background::Idle if background => {
+                    match jobs
+                        .recv_timeout(next_maintenance.saturating_duration_since(Instant::now()))
+                    {
+                        Ok(job) => Some(job),
+                        Err(RecvTimeoutError::Timeout) => None,
+                        Err(RecvTimeoutError::Disconnected) => break,
+                    }
                 }
-            } else {
-                match jobs.recv() {
+                Background::Idle => match jobs.recv() {
                     Ok(job) => Some(job),
                     Err(_) => break,
-                }
+                },
             };
             match job {
                 Some(job) => self.handle(job, &jobs),
-                None => {
-                    sealing = match self.maintain_step(Utc::now()) {
-                        Ok(more) => more,
-                        Err(error) => {
-                            tracing::warn!(error = %error, "background maintenance failed");
-                            false
-                        }
-                    };
-                    if !sealing {
-                        next_maintenance = Instant::now() + interval;
-                    }
-                }
+                None if matches!(state, Background::Preparing(..)) => {}
+                None => state = self.advance_background(state, None, &mut next_maintenance),
             }
         }
         if let Err(error) = self.flush_last_seen() {
@@ -230,6 +254,74 @@ impl WriterCtx {
             tracing::debug!(error = %error, "checkpoint at close failed");
         }
         tracing::info!("embedded store writer stopped");
+    }
+
+    /// Moves the background pass on: starts preparing a seal step off
+    /// the writer thread, commits a prepared one (a short transaction),
+    /// then compacts in bounded steps and applies retention.
+    fn advance_background(
+        &mut self,
+        state: Background,
+        prepared: Option<Result<SealPlan>>,
+        next_maintenance: &mut Instant,
+    ) -> Background {
+        let interval = self.shared.config.seal_interval;
+        let outcome = (|| -> Result<Background> {
+            match (state, prepared) {
+                (Background::Idle, _) => Ok(self.start_preparing(self.seal_horizon(Utc::now()))),
+                (Background::Preparing(_, horizon), Some(plan)) => {
+                    let (sealed, chunks, more) = self.commit_seal(plan?)?;
+                    tracing::debug!(batches = sealed, chunks, "sealed batch log rows");
+                    Ok(if more {
+                        self.start_preparing(horizon)
+                    } else {
+                        Background::Compacting(horizon)
+                    })
+                }
+                (state @ Background::Preparing(..), None) => Ok(state),
+                (Background::Compacting(horizon), _) => {
+                    if self.compact_step(horizon)? {
+                        return Ok(Background::Compacting(horizon));
+                    }
+                    self.apply_retention(to_ns(Utc::now()))?;
+                    self.flush_last_seen()?;
+                    Ok(Background::Idle)
+                }
+            }
+        })();
+        let next = match outcome {
+            Ok(next) => next,
+            Err(error) => {
+                tracing::warn!(error = %error, "background maintenance failed");
+                Background::Idle
+            }
+        };
+        if matches!(next, Background::Idle) {
+            *next_maintenance = Instant::now() + interval;
+        }
+        next
+    }
+
+    /// Prepares the next seal step on its own thread with a read
+    /// connection: only the commit runs on the writer.
+    fn start_preparing(&self, horizon_ns: i64) -> Background {
+        let (done, ready) = std::sync::mpsc::channel();
+        let shared = Arc::clone(&self.shared);
+        let limit = shared.config.seal_batch_limit.max(1);
+        let budget = shared.config.seal_step_bytes;
+        let spawned = std::thread::Builder::new()
+            .name("spectra-store-sealer".into())
+            .spawn(move || {
+                let plan = shared.with_reader(|conn| {
+                    prepare_seal(conn, &shared.config, horizon_ns, limit, budget)
+                });
+                let _ = done.send(plan);
+            });
+        if let Err(error) = spawned {
+            tracing::warn!(error = %error, "could not start the seal preparer");
+        }
+        // A failed spawn drops `done`: the next poll sees it and goes idle.
+        Background::Preparing(ready, horizon_ns)
     }
 
     fn handle(&mut self, job: Job, jobs: &Receiver<Job>) {
@@ -359,33 +451,16 @@ impl WriterCtx {
         Ok(())
     }
 
-    /// One background step: seals up to `seal_batch_limit` log rows; when
-    /// nothing more is due, applies retention. True while more is due.
-    fn maintain_step(&mut self, now: DateTime<Utc>) -> Result<bool> {
-        let limit = self.shared.config.seal_batch_limit.max(1);
-        let horizon = self.seal_horizon(now);
-        let (sealed, _) = self.seal_step(horizon, limit)?;
-        if sealed as usize >= limit {
-            return Ok(true);
-        }
-        if self.compact_step(horizon)? {
-            return Ok(true);
-        }
-        self.apply_retention(to_ns(now))?;
-        self.flush_last_seen()?;
-        Ok(false)
-    }
-
     /// Seals everything due as of `now`, then applies retention.
     pub(crate) fn maintain(&mut self, now: DateTime<Utc>) -> Result<MaintenanceReport> {
         let mut report = MaintenanceReport::default();
         let limit = self.shared.config.seal_batch_limit.max(1);
         let horizon = self.seal_horizon(now);
         loop {
-            let (sealed, chunks) = self.seal_step(horizon, limit)?;
+            let (sealed, chunks, more) = self.seal_step(horizon, limit)?;
             report.sealed_batches += sealed;
             report.chunks_written += chunks;
-            if (sealed as usize) < limit {
+            if !more {
                 break;
             }
         }
@@ -434,9 +509,10 @@ impl WriterCtx {
         now_ns.div_euclid(interval_ns) * interval_ns
     }
 
-    /// Seals up to `limit` log rows due before `horizon_ns`: returns the
-    /// rows sealed and the chunks written.
-    fn seal_step(&mut self, horizon_ns: i64, limit: usize) -> Result<(u64, u64)> {
+    /// Seals up to `limit` log rows (and about `seal_step_bytes` of them)
+    /// due before `horizon_ns`: returns the rows sealed, the chunks
+    /// written, and whether more may be due.
+    fn seal_step(&mut self, horizon_ns: i64, limit: usize) -> Result<(u64, u64, bool)> {
         let result = self.seal_step_inner(horizon_ns, limit);
         if result.is_err() {
             // The attribute cache may hold rows that were rolled back.
@@ -445,70 +521,38 @@ impl WriterCtx {
         result
     }
 
-    fn seal_step_inner(&mut self, horizon_ns: i64, limit: usize) -> Result<(u64, u64)> {
-        let interval_ns =
-            i64::try_from(self.shared.config.seal_interval.as_nanos()).unwrap_or(i64::MAX);
-        // Rows received more than a seal interval before the horizon are
-        // sealed whatever their timestamps say (an agent clock far ahead).
-        let received_before = horizon_ns.saturating_sub(interval_ns);
-        let rows: Vec<(i64, String, Vec<u8>)> = {
-            let mut statement = self
-                .conn
-                .prepare_cached(
-                    "SELECT id, agent_id, envelopes FROM batch_log WHERE max_ts < ?1 OR received_at < ?2 \
-                     ORDER BY agent_id, id LIMIT ?3",
-                )
-                .map_err(sql_error)?;
-            let rows = statement
-                .query_map(
-                    params![
-                        horizon_ns,
-                        received_before,
-                        i64::try_from(limit).unwrap_or(i64::MAX)
-                    ],
-                    |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
-                )
-                .map_err(sql_error)?;
-            rows.collect::<rusqlite::Result<_>>().map_err(sql_error)?
-        };
+    fn seal_step_inner(&mut self, horizon_ns: i64, limit: usize) -> Result<(u64, u64, bool)> {
+        let budget = self.shared.config.seal_step_bytes;
+        let plan = prepare_seal(&self.conn, &self.shared.config, horizon_ns, limit, budget)?;
+        self.commit_seal(plan)
+    }
+
+    /// Writes a prepared seal step in one transaction: returns the rows
+    /// sealed, the chunks written, and whether more may be due. A plan
+    /// whose log rows are no longer all there (sealed meanwhile by another
+    /// pass, or their agent deleted) is dropped unwritten and reported as
+    /// "more due", so it is prepared afresh: no sample is ever sealed twice.
+    pub(crate) fn commit_seal(&mut self, plan: SealPlan) -> Result<(u64, u64, bool)> {
+        let result = self.commit_seal_inner(plan);
+        if result.is_err() {
+            // The attribute cache may hold rows that were rolled back.
+            self.attributes.clear();
+        }
+        result
+    }
+
+    fn commit_seal_inner(&mut self, plan: SealPlan) -> Result<(u64, u64, bool)> {
+        let SealPlan {
+            rows,
+            agents,
+            series,
+            attribute_samples,
+            snapshots,
+            more,
+        } = plan;
         if rows.is_empty() {
-            return Ok((0, 0));
+            return Ok((0, 0, more));
         }
-
-        let mut points: HashMap<SeriesKey, Vec<(i64, Number)>> = HashMap::new();
-        let mut attribute_samples: AttributeSamples = HashMap::new();
-        let mut snapshots: Vec<(String, String, i64, Vec<u8>)> = Vec::new();
-        let mut agents: HashSet<String> = HashSet::new();
-        for (_, agent, blob) in &rows {
-            agents.insert(agent.clone());
-            for envelope in decode_batch(blob)? {
-                let ts = to_ns(envelope.timestamp);
-                match decompose(&envelope.metric_type, &envelope.data) {
-                    Some(leaves) => {
-                        let entity = entity_of(&envelope.metric_type, &envelope.data);
-                        for (field, number) in leaves.numbers {
-                            let key = (
-                                agent.clone(),
-                                envelope.metric_type.clone(),
-                                entity.clone(),
-                                field,
-                                number.kind(),
-                            );
-                            points.entry(key).or_default().push((ts, number));
-                        }
-                        attribute_samples
-                            .entry((agent.clone(), envelope.metric_type, entity))
-                            .or_default()
-                            .push((ts, leaves.attributes));
-                    }
-                    None => {
-                        let blob = compress_json(&envelope.data)?;
-                        snapshots.push((agent.clone(), envelope.metric_type, ts, blob));
-                    }
-                }
-            }
-        }
-
         let latest_rows: Vec<(String, String, String, String)> = {
             let mem = self.shared.lock_mem()?;
             let mut out = Vec::new();
@@ -522,6 +566,20 @@ impl WriterCtx {
         };
 
         let tx = self.conn.transaction().map_err(sql_error)?;
+        {
+            let mut exists = tx
+                .prepare_cached("SELECT count(*) FROM batch_log WHERE id = ?1")
+                .map_err(sql_error)?;
+            for id in &rows {
+                let found: i64 = exists
+                    .query_row([id], |row| row.get(0))
+                    .map_err(sql_error)?;
+                if found == 0 {
+                    tracing::debug!(row = id, "seal plan is stale; preparing it again");
+                    return Ok((0, 0, true));
+                }
+            }
+        }
         let mut new_series: Vec<(SeriesKey, i64)> = Vec::new();
         let mut chunks_written = 0u64;
         {
@@ -535,7 +593,7 @@ impl WriterCtx {
                     "INSERT INTO chunks (series_id, tier, start_ts, end_ts, count, data) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                 )
                 .map_err(sql_error)?;
-            for (key, series_points) in points {
+            for (key, chunks) in series {
                 let series_id = match self.series_ids.get(&key) {
                     Some(id) => *id,
                     None => {
@@ -547,40 +605,12 @@ impl WriterCtx {
                         id
                     }
                 };
-                let chunk = RawChunk::from_points(key.4, series_points);
-                let (Some(first), Some(last)) =
-                    (chunk.timestamps_ns.first(), chunk.timestamps_ns.last())
-                else {
-                    continue;
-                };
-                insert_chunk
-                    .execute(params![
-                        series_id,
-                        TIER_RAW,
-                        first,
-                        last,
-                        chunk.len() as i64,
-                        encode_raw(&chunk)?
-                    ])
-                    .map_err(sql_error)?;
-                let values = chunk.values_f64();
-                for (tier, width) in [(TIER_MINUTE, MINUTE_NS), (TIER_HOUR, HOUR_NS)] {
-                    let buckets = compute_rollups(&chunk.timestamps_ns, &values, width);
-                    let (Some(first), Some(last)) = (buckets.first(), buckets.last()) else {
-                        continue;
-                    };
+                for (tier, start, end, count, blob) in chunks {
                     insert_chunk
-                        .execute(params![
-                            series_id,
-                            tier,
-                            first.start_ns,
-                            last.start_ns.saturating_add(width - 1),
-                            buckets.len() as i64,
-                            encode_rollups(&buckets)?
-                        ])
+                        .execute(params![series_id, tier, start, end, count, blob])
                         .map_err(sql_error)?;
+                    chunks_written += 1;
                 }
-                chunks_written += 3;
             }
 
             write_attributes(&tx, &mut self.attributes, attribute_samples)?;
@@ -609,14 +639,14 @@ impl WriterCtx {
             let mut delete_row = tx
                 .prepare_cached("DELETE FROM batch_log WHERE id = ?1")
                 .map_err(sql_error)?;
-            for (id, _, _) in &rows {
+            for id in &rows {
                 delete_row.execute([id]).map_err(sql_error)?;
             }
         }
 
         // Commit and trim the window under the memory lock, so a reader
         // never sees a sample both in a chunk and in the window, or in neither.
-        let sealed_rows: HashSet<i64> = rows.iter().map(|(id, _, _)| *id).collect();
+        let sealed_rows: HashSet<i64> = rows.iter().copied().collect();
         let mut mem = self.shared.lock_mem()?;
         tx.commit().map_err(sql_error)?;
         for agent in &agents {
@@ -645,7 +675,7 @@ impl WriterCtx {
             chunks = chunks_written,
             "sealed batch log rows"
         );
-        Ok((rows.len() as u64, chunks_written))
+        Ok((rows.len() as u64, chunks_written, more))
     }
 
     /// Deletes whole chunks and snapshots past their tier's retention and
@@ -723,6 +753,151 @@ impl WriterCtx {
         }
         Ok(())
     }
+}
+
+/// A chunk ready to insert: (tier, start, end, count, blob).
+type EncodedChunk = (i64, i64, i64, i64, Vec<u8>);
+
+/// A seal step's work done ahead of its transaction: the log rows it
+/// covers and the encoded chunks, attributes and snapshots they become.
+#[derive(Default)]
+pub(crate) struct SealPlan {
+    rows: Vec<i64>,
+    agents: HashSet<String>,
+    series: Vec<(SeriesKey, Vec<EncodedChunk>)>,
+    attribute_samples: AttributeSamples,
+    snapshots: Vec<(String, String, i64, Vec<u8>)>,
+    /// More rows may be due after these.
+    more: bool,
+}
+
+/// Reads up to `limit` log rows (about `byte_budget` compressed bytes)
+/// due before `horizon_ns` and does the expensive part of sealing them
+/// (decoding, flattening, compressing). Needs only a read connection, so
+/// the background pass runs it off the writer thread.
+pub(crate) fn prepare_seal(
+    conn: &Connection,
+    config: &super::EmbeddedConfig,
+    horizon_ns: i64,
+    limit: usize,
+    byte_budget: usize,
+) -> Result<SealPlan> {
+    let interval_ns = i64::try_from(config.seal_interval.as_nanos()).unwrap_or(i64::MAX);
+    // Rows received more than a seal interval before the horizon are
+    // sealed whatever their timestamps say (an agent clock far ahead).
+    let received_before = horizon_ns.saturating_sub(interval_ns);
+    // The step's work (decoding, compressing) grows with the log bytes
+    // it reads, whatever the batch sizes, so it is cut by bytes as well
+    // as by rows: that bounds how long queued ingests wait behind it.
+    let byte_budget = byte_budget.max(1);
+    let mut rows: Vec<(i64, String, Vec<u8>)> = Vec::new();
+    let mut more = false;
+    {
+        let mut statement = conn
+                .prepare_cached(
+                    "SELECT id, agent_id, envelopes FROM batch_log WHERE max_ts < ?1 OR received_at < ?2 \
+                     ORDER BY agent_id, id LIMIT ?3",
+                )
+                .map_err(sql_error)?;
+        let mut found = statement
+            .query(params![
+                horizon_ns,
+                received_before,
+                i64::try_from(limit).unwrap_or(i64::MAX)
+            ])
+            .map_err(sql_error)?;
+        let mut bytes = 0usize;
+        while let Some(row) = found.next().map_err(sql_error)? {
+            if bytes >= byte_budget {
+                more = true;
+                break;
+            }
+            let blob: Vec<u8> = row.get(2).map_err(sql_error)?;
+            bytes += blob.len();
+            rows.push((
+                row.get(0).map_err(sql_error)?,
+                row.get(1).map_err(sql_error)?,
+                blob,
+            ));
+        }
+    }
+    if rows.is_empty() {
+        return Ok(SealPlan::default());
+    }
+    more |= rows.len() >= limit;
+
+    let mut points: HashMap<SeriesKey, Vec<(i64, Number)>> = HashMap::new();
+    let mut attribute_samples: AttributeSamples = HashMap::new();
+    let mut snapshots: Vec<(String, String, i64, Vec<u8>)> = Vec::new();
+    let mut agents: HashSet<String> = HashSet::new();
+    for (_, agent, blob) in &rows {
+        agents.insert(agent.clone());
+        for envelope in decode_batch(blob)? {
+            let ts = to_ns(envelope.timestamp);
+            match decompose(&envelope.metric_type, &envelope.data) {
+                Some(leaves) => {
+                    let entity = entity_of(&envelope.metric_type, &envelope.data);
+                    for (field, number) in leaves.numbers {
+                        let key = (
+                            agent.clone(),
+                            envelope.metric_type.clone(),
+                            entity.clone(),
+                            field,
+                            number.kind(),
+                        );
+                        points.entry(key).or_default().push((ts, number));
+                    }
+                    attribute_samples
+                        .entry((agent.clone(), envelope.metric_type, entity))
+                        .or_default()
+                        .push((ts, leaves.attributes));
+                }
+                None => {
+                    let blob = compress_json(&envelope.data)?;
+                    snapshots.push((agent.clone(), envelope.metric_type, ts, blob));
+                }
+            }
+        }
+    }
+
+    let mut series = Vec::with_capacity(points.len());
+    for (key, series_points) in points {
+        let chunk = RawChunk::from_points(key.4, series_points);
+        let (Some(first), Some(last)) = (chunk.timestamps_ns.first(), chunk.timestamps_ns.last())
+        else {
+            continue;
+        };
+        let mut chunks = vec![(
+            TIER_RAW,
+            *first,
+            *last,
+            chunk.len() as i64,
+            encode_raw(&chunk)?,
+        )];
+        let values = chunk.values_f64();
+        for (tier, width) in [(TIER_MINUTE, MINUTE_NS), (TIER_HOUR, HOUR_NS)] {
+            let buckets = compute_rollups(&chunk.timestamps_ns, &values, width);
+            let (Some(first), Some(last)) = (buckets.first(), buckets.last()) else {
+                continue;
+            };
+            chunks.push((
+                tier,
+                first.start_ns,
+                last.start_ns.saturating_add(width - 1),
+                buckets.len() as i64,
+                encode_rollups(&buckets)?,
+            ));
+        }
+        series.push((key, chunks));
+    }
+    Ok(SealPlan {
+        rows: rows.into_iter().map(|(id, _, _)| id).collect(),
+        agents,
+        series,
+        attribute_samples,
+        snapshots,
+        more,
+    })
 }
 
 /// Persists the activity recorded by `touch_agent` since the last flush.
