@@ -260,7 +260,11 @@ pub trait Store: Send + Sync + 'static {
     async fn list_enrollment_tokens(&self) -> Result<Vec<EnrollmentTokenRecord>>;
     /// Atomically uses one use of the token if it exists, has uses left and
     /// has not expired at `now`; `None` otherwise.
-    async fn consume_enrollment_token(&self, token_hash: &str, now: DateTime<Utc>) -> Result<Option<EnrollmentTokenRecord>>;
+    async fn consume_enrollment_token(
+        &self,
+        token_hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<EnrollmentTokenRecord>>;
     async fn delete_enrollment_token(&self, id: &str) -> Result<()>;
 
     // -- small key/value settings (e.g. the local agent's id)
@@ -271,7 +275,12 @@ pub trait Store: Send + Sync + 'static {
     /// Stores a batch for `agent_id` (whatever hostnames its envelopes
     /// carry). Returns only once the batch is durable. A `batch_id` seen
     /// before for the same agent is a [`IngestOutcome::Duplicate`].
-    async fn ingest(&self, agent_id: &str, batch_id: &str, envelopes: Vec<RawEnvelope>) -> Result<IngestOutcome>;
+    async fn ingest(
+        &self,
+        agent_id: &str,
+        batch_id: &str,
+        envelopes: Vec<RawEnvelope>,
+    ) -> Result<IngestOutcome>;
     async fn history(&self, query: HistoryQuery) -> Result<Vec<Sample>>;
     /// The newest envelope of every type (and, for per-entity types, of
     /// every entity) the agent has sent.
@@ -283,15 +292,25 @@ pub trait Store: Send + Sync + 'static {
     async fn enqueue_command(&self, command: NewCommand) -> Result<CommandRecord>;
     /// Marks the oldest queued, unexpired command of the agent delivered
     /// and returns it. Each command is claimed at most once.
-    async fn claim_command(&self, agent_id: &str, now: DateTime<Utc>) -> Result<Option<CommandRecord>>;
+    async fn claim_command(
+        &self,
+        agent_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<CommandRecord>>;
     /// Records the agent's answer: `done` without error, `failed` with one.
     /// A result for another agent's command is [`StoreError::NotFound`].
-    async fn complete_command(&self, agent_id: &str, result: CommandResult, now: DateTime<Utc>) -> Result<CommandRecord>;
+    async fn complete_command(
+        &self,
+        agent_id: &str,
+        result: CommandResult,
+        now: DateTime<Utc>,
+    ) -> Result<CommandRecord>;
     async fn get_command(&self, id: &str) -> Result<Option<CommandRecord>>;
     async fn list_commands(&self, agent_id: &str, limit: usize) -> Result<Vec<CommandRecord>>;
     /// Queued commands past `expires_at` become `expired`; delivered ones
     /// older than `delivered_timeout` become `failed` ("agent did not answer").
-    async fn expire_commands(&self, now: DateTime<Utc>, delivered_timeout: Duration) -> Result<u64>;
+    async fn expire_commands(&self, now: DateTime<Utc>, delivered_timeout: Duration)
+        -> Result<u64>;
 
     /// Makes everything acknowledged durable and stops background work.
     async fn close(&self) -> Result<()>;
