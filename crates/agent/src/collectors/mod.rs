@@ -286,3 +286,11 @@ mod build_tests {
         assert!(build(CollectorKind::Cpu, &roots).is_rate_based());
     }
 }
+
+/// Reads a fixture under `crates/agent/tests/fixtures/` (collectors' unit
+/// tests; each fixture's origin is in the README there).
+#[cfg(test)]
+pub(crate) fn test_fixture(path: &str) -> String {
+    let full = format!("{}/tests/fixtures/{path}", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read_to_string(&full).unwrap_or_else(|e| panic!("{full}: {e}"))
+}

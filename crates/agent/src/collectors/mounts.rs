@@ -157,6 +157,7 @@ pub fn read_mounts(roots: &HostRoots) -> Result<Vec<MountEntry>, CollectError> {
 #[cfg(target_os = "linux")]
 mod platform {
     use super::*;
+    use crate::collectors::test_fixture as fixture;
 
     pub(super) fn read_mounts(roots: &HostRoots) -> Result<Vec<MountEntry>, CollectError> {
         let mountinfo = roots.procfs.join("self/mountinfo");
@@ -193,11 +194,6 @@ mod platform {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn fixture(path: &str) -> String {
-        let full = format!("{}/tests/fixtures/{path}", env!("CARGO_MANIFEST_DIR"));
-        std::fs::read_to_string(&full).unwrap_or_else(|e| panic!("{full}: {e}"))
-    }
 
     #[test]
     fn parses_proc5_example_with_optional_field() {

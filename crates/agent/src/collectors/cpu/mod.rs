@@ -339,11 +339,7 @@ pub fn compute_cpu_metric(prev: &ProcStat, cur: &ProcStat) -> Option<CpuMetric> 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn fixture(path: &str) -> String {
-        let full = format!("{}/tests/fixtures/{path}", env!("CARGO_MANIFEST_DIR"));
-        std::fs::read_to_string(&full).unwrap_or_else(|e| panic!("{full}: {e}"))
-    }
+    use crate::collectors::test_fixture as fixture;
 
     #[test]
     fn parses_proc_stat_with_guest_columns() {

@@ -155,11 +155,7 @@ pub fn compute_memory_metric(info: &MemInfo) -> MemoryMetric {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn fixture(path: &str) -> String {
-        let full = format!("{}/tests/fixtures/{path}", env!("CARGO_MANIFEST_DIR"));
-        std::fs::read_to_string(&full).unwrap_or_else(|e| panic!("{full}: {e}"))
-    }
+    use crate::collectors::test_fixture as fixture;
 
     #[test]
     fn parses_meminfo_of_this_debian_vm() {
