@@ -157,7 +157,6 @@ pub fn read_mounts(roots: &HostRoots) -> Result<Vec<MountEntry>, CollectError> {
 #[cfg(target_os = "linux")]
 mod platform {
     use super::*;
-    use crate::collectors::test_fixture as fixture;
 
     pub(super) fn read_mounts(roots: &HostRoots) -> Result<Vec<MountEntry>, CollectError> {
         let mountinfo = roots.procfs.join("self/mountinfo");
@@ -194,6 +193,7 @@ mod platform {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::collectors::test_fixture as fixture;
 
     #[test]
     fn parses_proc5_example_with_optional_field() {
