@@ -247,6 +247,14 @@ pub(crate) fn read_file_into(path: &std::path::Path, buf: &mut String) -> Result
         })
 }
 
+/// Reads a fixture under `crates/agent/tests/fixtures/` (collectors' unit
+/// tests; each fixture's origin is in the README there).
+#[cfg(test)]
+pub(crate) fn test_fixture(path: &str) -> String {
+    let full = format!("{}/tests/fixtures/{path}", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read_to_string(&full).unwrap_or_else(|e| panic!("{full}: {e}"))
+}
+
 #[cfg(test)]
 mod build_tests {
     use super::*;
@@ -285,12 +293,4 @@ mod build_tests {
         assert_eq!(system.collect(Utc::now()).unwrap().len(), 1);
         assert!(build(CollectorKind::Cpu, &roots).is_rate_based());
     }
-}
-
-/// Reads a fixture under `crates/agent/tests/fixtures/` (collectors' unit
-/// tests; each fixture's origin is in the README there).
-#[cfg(test)]
-pub(crate) fn test_fixture(path: &str) -> String {
-    let full = format!("{}/tests/fixtures/{path}", env!("CARGO_MANIFEST_DIR"));
-    std::fs::read_to_string(&full).unwrap_or_else(|e| panic!("{full}: {e}"))
 }
