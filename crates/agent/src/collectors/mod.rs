@@ -203,12 +203,19 @@ impl Collector for NotImplemented {
 // ---------------------------------------------------------------------------
 // Collector modules and the builder.
 
+pub mod application_list;
 pub mod cpu;
+pub mod disk;
+pub mod disk_io;
 pub mod host_info;
 pub mod memory;
 pub mod mounts;
+pub mod network;
+pub mod process_list;
 pub mod rate;
 pub mod system;
+pub mod temperature;
+pub mod wifi;
 
 /// The collector for `kind` on this platform: the real one for `cpu`,
 /// `memory` and `system`, and [`NotImplemented`] for every kind this agent

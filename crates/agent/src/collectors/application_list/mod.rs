@@ -1,0 +1,1 @@
+//! `application_list` collector (being written).

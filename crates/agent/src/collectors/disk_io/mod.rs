@@ -1,0 +1,1 @@
+//! `disk_io` collector (being written).

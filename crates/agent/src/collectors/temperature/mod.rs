@@ -1,0 +1,1 @@
+//! `temperature` collector (being written).

@@ -1,0 +1,1 @@
+//! `wifi` collector (being written).
