@@ -85,20 +85,20 @@ fn unknown_collector_is_named_with_the_valid_ones() {
 
 #[test]
 fn not_implemented_collector_fails_with_an_explicit_status_line() {
-    let out = agent(&["collect", "--collector", "wifi"]);
+    let out = agent(&["collect", "--collector", "pi"]);
     assert!(!out.status.success(), "every requested collector failed");
     let envelopes = lines(&out);
     assert_eq!(envelopes.len(), 1);
     assert_eq!(envelopes[0].metric_type, "collector_status");
-    assert_eq!(envelopes[0].data["collector"], "wifi");
+    assert_eq!(envelopes[0].data["collector"], "pi");
     assert_eq!(envelopes[0].data["state"], "not_implemented");
-    assert!(stderr(&out).contains("wifi"));
+    assert!(stderr(&out).contains("pi"));
 }
 
 #[cfg(target_os = "linux")]
 #[test]
 fn one_working_collector_is_enough_for_success() {
-    let out = agent(&["collect", "--collector", "wifi", "--collector", "memory"]);
+    let out = agent(&["collect", "--collector", "pi", "--collector", "memory"]);
     assert!(out.status.success(), "stderr: {}", stderr(&out));
     let types: Vec<String> = lines(&out).into_iter().map(|e| e.metric_type).collect();
     assert_eq!(types, ["collector_status", "memory"]);

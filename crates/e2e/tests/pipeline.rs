@@ -484,7 +484,7 @@ async fn debug_agent_serves_its_own_stats_on_loopback() {
         "{vars}"
     );
     assert_eq!(
-        vars["collectors"]["wifi"]["state"], "not_implemented",
+        vars["collectors"]["pi"]["state"], "not_implemented",
         "{vars}"
     );
     let rss = vars["process"]["rss_bytes"].as_u64().unwrap();

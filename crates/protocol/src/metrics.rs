@@ -67,10 +67,15 @@ pub struct DiskMetric {
     pub filesystem: String,
     /// `local`, `network`, `virtual`, ...
     pub disk_type: String,
-    pub disk_total: u64,
-    pub disk_used: u64,
-    pub disk_available: u64,
-    pub disk_used_pct: f64,
+    /// The sizes are absent, never 0, when `error` says they could not be read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disk_total: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disk_used: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disk_available: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disk_used_pct: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub inodes_total: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

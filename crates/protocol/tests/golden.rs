@@ -74,10 +74,10 @@ fn system_and_disk_payloads_match_golden() {
         mountpoint: "/".into(),
         filesystem: "ext4".into(),
         disk_type: "local".into(),
-        disk_total: 100,
-        disk_used: 25,
-        disk_available: 75,
-        disk_used_pct: 25.0,
+        disk_total: Some(100),
+        disk_used: Some(25),
+        disk_available: Some(75),
+        disk_used_pct: Some(25.0),
         inodes_total: Some(10),
         inodes_used: Some(1),
         inodes_pct: Some(10.0),
@@ -86,6 +86,22 @@ fn system_and_disk_payloads_match_golden() {
     assert_golden(
         &d,
         r#"{"device":"/dev/vda","mountpoint":"/","filesystem":"ext4","disk_type":"local","disk_total":100,"disk_used":25,"disk_available":75,"disk_used_pct":25.0,"inodes_total":10,"inodes_used":1,"inodes_pct":10.0}"#,
+    );
+}
+
+#[test]
+fn unreadable_disk_has_no_numbers_only_its_error() {
+    let d = DiskMetric {
+        device: "srv:/export".into(),
+        mountpoint: "/mnt/nfs".into(),
+        filesystem: "nfs4".into(),
+        disk_type: "network".into(),
+        error: Some("statvfs timed out after 5s".into()),
+        ..Default::default()
+    };
+    assert_golden(
+        &d,
+        r#"{"device":"srv:/export","mountpoint":"/mnt/nfs","filesystem":"nfs4","disk_type":"network","error":"statvfs timed out after 5s"}"#,
     );
 }
 

@@ -225,15 +225,15 @@ pub fn build(kind: CollectorKind, roots: &HostRoots) -> Box<dyn Collector> {
         CollectorKind::Cpu => Box::new(cpu::CpuCollector::new(roots)),
         CollectorKind::Memory => Box::new(memory::MemoryCollector::new(roots)),
         CollectorKind::System => Box::new(system::SystemCollector::new(roots)),
-        CollectorKind::Disk
-        | CollectorKind::DiskIo
-        | CollectorKind::Network
-        | CollectorKind::ProcessList
+        CollectorKind::Disk => disk::new_collector(roots),
+        CollectorKind::DiskIo => disk_io::new_collector(roots),
+        CollectorKind::Network => network::new_collector(roots),
+        CollectorKind::Wifi => wifi::new_collector(roots),
+        CollectorKind::Temperature => temperature::new_collector(roots),
+        CollectorKind::ApplicationList => application_list::new_collector(roots),
+        CollectorKind::ProcessList
         | CollectorKind::ServiceList
-        | CollectorKind::Temperature
-        | CollectorKind::Wifi
         | CollectorKind::ContainerList
-        | CollectorKind::ApplicationList
         | CollectorKind::Updates
         | CollectorKind::Pi => Box::new(NotImplemented(kind)),
     }
@@ -278,8 +278,9 @@ mod build_tests {
     fn kinds_of_later_issues_say_not_implemented() {
         let roots = HostRoots::default();
         for kind in [
-            CollectorKind::Disk,
-            CollectorKind::Network,
+            CollectorKind::ServiceList,
+            CollectorKind::ContainerList,
+            CollectorKind::Updates,
             CollectorKind::Pi,
         ] {
             let err = build(kind, &roots).collect(Utc::now()).unwrap_err();
