@@ -231,8 +231,8 @@ pub fn build(kind: CollectorKind, roots: &HostRoots) -> Box<dyn Collector> {
         CollectorKind::Wifi => wifi::new_collector(roots),
         CollectorKind::Temperature => temperature::new_collector(roots),
         CollectorKind::ApplicationList => application_list::new_collector(roots),
-        CollectorKind::ProcessList
-        | CollectorKind::ServiceList
+        CollectorKind::ProcessList => process_list::new_collector(roots),
+        CollectorKind::ServiceList
         | CollectorKind::ContainerList
         | CollectorKind::Updates
         | CollectorKind::Pi => Box::new(NotImplemented(kind)),
