@@ -17,6 +17,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 
+#[cfg(target_os = "linux")]
+use crate::collectors::agent::read_process_sample;
 use crate::sender::{BatchQueue, SenderStats};
 use crate::stats::AgentStats;
 
@@ -128,25 +130,19 @@ fn render_vars(sources: &DebugSources) -> serde_json::Value {
     })
 }
 
-/// The agent's own memory and CPU time (from `/proc/self`, which is the
-/// agent's own process even when the host's /proc is mounted elsewhere).
+/// The agent's own memory and CPU time, read by the `agent` collector's
+/// shared [`read_process_sample`].
 #[cfg(target_os = "linux")]
 fn read_process_usage() -> serde_json::Value {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let usage = parse_self_status(&status);
-    // SAFETY: sysconf has no preconditions; it only reads a constant.
-    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    let cpu = parse_self_stat_cpu_ticks(&stat)
-        .filter(|_| ticks > 0)
-        .map(|(user, system)| {
-            let hz = ticks as f64;
-            json!({"user_seconds": user as f64 / hz, "system_seconds": system as f64 / hz})
-        });
+    let sample = read_process_sample(&mut String::new());
+    let cpu = sample
+        .cpu_user_seconds
+        .zip(sample.cpu_system_seconds)
+        .map(|(user, system)| json!({"user_seconds": user, "system_seconds": system}));
     json!({
-        "rss_bytes": usage.rss_bytes,
-        "peak_rss_bytes": usage.peak_rss_bytes,
-        "threads": usage.threads,
+        "rss_bytes": sample.usage.rss_bytes,
+        "peak_rss_bytes": sample.usage.peak_rss_bytes,
+        "threads": sample.usage.threads,
         "cpu": cpu,
     })
 }
@@ -154,47 +150,6 @@ fn read_process_usage() -> serde_json::Value {
 #[cfg(not(target_os = "linux"))]
 fn read_process_usage() -> serde_json::Value {
     json!({"unsupported": "process usage is only read on Linux in this version"})
-}
-
-#[derive(Debug, Default, PartialEq, Eq)]
-struct SelfUsage {
-    rss_bytes: Option<u64>,
-    peak_rss_bytes: Option<u64>,
-    threads: Option<u64>,
-}
-
-/// Parses `/proc/self/status` (`VmRSS:     5040 kB`, `VmHWM:`, `Threads:`).
-#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
-fn parse_self_status(text: &str) -> SelfUsage {
-    let mut u = SelfUsage::default();
-    for line in text.lines() {
-        let Some((key, value)) = line.split_once(':') else {
-            continue;
-        };
-        let number = value
-            .split_ascii_whitespace()
-            .next()
-            .and_then(|v| v.parse::<u64>().ok());
-        match key {
-            "VmRSS" => u.rss_bytes = number.map(|kb| kb * 1024),
-            "VmHWM" => u.peak_rss_bytes = number.map(|kb| kb * 1024),
-            "Threads" => u.threads = number,
-            _ => {}
-        }
-    }
-    u
-}
-
-/// utime and stime (fields 14 and 15 of proc(5) `stat`), counted after the
-/// `)` that closes the command name, which may itself hold spaces.
-#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
-fn parse_self_stat_cpu_ticks(text: &str) -> Option<(u64, u64)> {
-    let after_comm = &text[text.rfind(')')? + 1..];
-    // After the name: field 3 (state) is the first; utime is field 14.
-    let mut fields = after_comm.split_ascii_whitespace().skip(11);
-    let user = fields.next()?.parse().ok()?;
-    let system = fields.next()?.parse().ok()?;
-    Some((user, system))
 }
 
 #[cfg(test)]
@@ -208,23 +163,5 @@ mod tests {
         assert_eq!(route("GET /other HTTP/1.1"), Route::NotFound);
         assert_eq!(route("POST /debug/vars HTTP/1.1"), Route::BadMethod);
         assert_eq!(route(""), Route::BadMethod);
-    }
-
-    #[test]
-    fn parses_proc_self_status_and_stat() {
-        // Captured from a spectra-agent on Debian 12 (x86_64), trimmed.
-        let status =
-            "Name:\tspectra-agent\nVmHWM:\t    5272 kB\nVmRSS:\t    5040 kB\nThreads:\t1\n";
-        assert_eq!(
-            parse_self_status(status),
-            SelfUsage {
-                rss_bytes: Some(5040 * 1024),
-                peak_rss_bytes: Some(5272 * 1024),
-                threads: Some(1)
-            }
-        );
-        let stat = "2047 (spectra agent) S 2044 2047 2044 0 -1 4194560 402 0 0 0 3 7 0 0 20 0 1 0 123 10440704 1260";
-        assert_eq!(parse_self_stat_cpu_ticks(stat), Some((3, 7)));
-        assert_eq!(parse_self_stat_cpu_ticks("garbage"), None);
     }
 }

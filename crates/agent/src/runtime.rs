@@ -15,14 +15,15 @@ use anyhow::Context;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::collectors::{self, CollectorKind};
+use crate::collectors::agent::AgentCollector;
+use crate::collectors::{self, Collector, CollectorKind};
 use crate::commands::restart_agent::RestartRequested;
 use crate::commands::{self, CommandContext};
 use crate::config::AgentConfig;
 use crate::debug_server::{self, DebugSources};
 use crate::identity::{self, IdentityError};
 use crate::scheduler::{ScheduledCollector, Scheduler, SystemClock};
-use crate::sender::{BatchQueue, Sender, Spool};
+use crate::sender::{BatchQueue, Sender, SenderStats, Spool};
 use crate::transport::http::{build_client, HttpTransport};
 use crate::transport::Transport;
 
@@ -78,13 +79,14 @@ pub async fn run_with_transport(
         backoff_max: config.sender.backoff_max,
     };
 
-    let scheduler = build_scheduler(&config);
+    let started_at = std::time::Instant::now();
+    let scheduler = build_scheduler(&config, sender.stats(), started_at);
     if config.debug {
         let sources = DebugSources {
             collectors: scheduler.stats(),
             sender: sender.stats(),
             queue: queue.clone(),
-            started: std::time::Instant::now(),
+            started: started_at,
         };
         start_debug_endpoint(config.debug_listen, sources, stop.clone()).await;
     }
@@ -137,14 +139,28 @@ async fn start_debug_endpoint(
 }
 
 /// A scheduler with every collector of the config: enabled ones scheduled
-/// at their interval, disabled ones reported once.
-fn build_scheduler(config: &AgentConfig) -> Scheduler<SystemClock> {
+/// at their interval, disabled ones reported once. The `agent` collector
+/// reads the scheduler's own stats and the sender's, which only exist here
+/// (`collectors::build` makes a standalone one).
+fn build_scheduler(
+    config: &AgentConfig,
+    sender_stats: Arc<SenderStats>,
+    started_at: std::time::Instant,
+) -> Scheduler<SystemClock> {
     let mut scheduler = Scheduler::new(config.hostname.clone(), SystemClock);
     for kind in CollectorKind::ALL {
         let settings = config.collector(kind);
         if settings.enabled {
+            let collector: Box<dyn Collector> = match kind {
+                CollectorKind::Agent => Box::new(AgentCollector::new(
+                    scheduler.stats(),
+                    sender_stats.clone(),
+                    started_at,
+                )),
+                _ => collectors::build(kind, &config.roots),
+            };
             scheduler.add(ScheduledCollector {
-                collector: collectors::build(kind, &config.roots),
+                collector,
                 interval: settings.interval,
             });
         } else {

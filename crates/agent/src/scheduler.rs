@@ -94,6 +94,10 @@ pub fn select_tick_ms(due_ms: i64, now_ms: i64, interval_ms: i64) -> i64 {
     due_ms.max(latest)
 }
 
+/// Collectors this rare (application_list, updates) parse megabytes once:
+/// the heap is trimmed after them so the agent's resident set stays small.
+const NIGHTLY_INTERVAL_MS: i64 = 3_600_000;
+
 /// What the scheduler knows about one collector.
 struct Slot {
     kind: CollectorKind,
@@ -360,7 +364,11 @@ impl<C: Clock> Scheduler<C> {
             let result = collector.collect(now);
             let took = started.elapsed();
             self.slots[index].collector = Some(collector);
+            let nightly = self.slots[index].interval_ms >= NIGHTLY_INTERVAL_MS;
             self.record(sink, index, tick_ms, result, Some(took));
+            if nightly {
+                crate::collectors::release_freed_memory();
+            }
         }
     }
 
@@ -377,7 +385,12 @@ impl<C: Clock> Scheduler<C> {
         match outcome {
             BlockingOutcome::Finished(collector, result, took) => {
                 slot.collector = Some(collector);
+                let nightly = slot.interval_ms >= NIGHTLY_INTERVAL_MS;
                 self.record(sink, index, tick_ms, result, Some(took));
+                if nightly {
+                    // Its payload is serialised and dropped by now.
+                    crate::collectors::release_freed_memory();
+                }
             }
             BlockingOutcome::Recovered(collector) => slot.collector = Some(collector),
             BlockingOutcome::TimedOut(handle) => {

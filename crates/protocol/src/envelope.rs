@@ -71,6 +71,7 @@ pub mod metric_type {
     pub const VOLTAGE: &str = "voltage";
     pub const GPU: &str = "gpu";
     pub const COLLECTOR_STATUS: &str = "collector_status";
+    pub const AGENT: &str = "agent";
 
     /// Types whose payload is one list snapshot (stored as snapshots, not series).
     pub const LIST_SHAPED: &[&str] = &[
@@ -119,6 +120,7 @@ pub enum MetricData {
     Voltage(VoltageMetric),
     Gpu(GpuMetric),
     CollectorStatus(CollectorStatus),
+    Agent(AgentMetric),
     /// A type this version does not know: kept as JSON, never rejected.
     Other(serde_json::Value),
 }
@@ -147,6 +149,7 @@ impl MetricData {
             Self::Voltage(_) => t::VOLTAGE,
             Self::Gpu(_) => t::GPU,
             Self::CollectorStatus(_) => t::COLLECTOR_STATUS,
+            Self::Agent(_) => t::AGENT,
             Self::Other(_) => "other",
         }
     }
@@ -177,6 +180,7 @@ impl MetricData {
             t::VOLTAGE => Self::Voltage(v(value)?),
             t::GPU => Self::Gpu(v(value)?),
             t::COLLECTOR_STATUS => Self::CollectorStatus(v(value)?),
+            t::AGENT => Self::Agent(v(value)?),
             _ => Self::Other(value),
         })
     }
@@ -210,6 +214,7 @@ impl MetricData {
             t::VOLTAGE => VoltageMetric::deserialize(value).map(drop),
             t::GPU => GpuMetric::deserialize(value).map(drop),
             t::COLLECTOR_STATUS => CollectorStatus::deserialize(value).map(drop),
+            t::AGENT => AgentMetric::deserialize(value).map(drop),
             _ => Ok(()),
         }
     }

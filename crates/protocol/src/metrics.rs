@@ -368,3 +368,50 @@ pub struct GpuMetric {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gpu_mem_used: Option<u64>,
 }
+
+/// `agent`: the agent's own cost and health, one envelope per sample. The
+/// process fields are `None` where the platform cannot read them (only Linux
+/// in this version); the counters are since the agent started.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct AgentMetric {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rss_bytes: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peak_rss_bytes: Option<u64>,
+    /// CPU time spent in user mode since the agent started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_user_seconds: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_system_seconds: Option<f64>,
+    /// CPU used since the previous sample, in % of one core (may exceed 100
+    /// when several threads run at once); absent on the first sample.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_pct: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threads: Option<u64>,
+    pub uptime_seconds: u64,
+    /// Batches waiting in the on-disk spool.
+    pub spool_batches: u64,
+    /// Batches the spool dropped to respect its size cap.
+    pub spool_dropped_batches: u64,
+    pub sent_batches: u64,
+    /// Batches the server refused (4xx) and that were dropped.
+    pub rejected_batches: u64,
+    /// One entry per collector that has run, by name.
+    pub collectors: Vec<AgentCollectorStat>,
+}
+
+/// One collector's record inside [`AgentMetric`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentCollectorStat {
+    pub name: String,
+    pub runs: u64,
+    pub failures: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_duration_us: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_duration_us: Option<u64>,
+    pub state: crate::status::CollectorState,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+}

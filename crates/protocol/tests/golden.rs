@@ -281,3 +281,57 @@ fn throttle_and_workload_match_golden() {
         r#"{"id":"abc","name":"db","image":"postgres:16","state":"running","source":"docker","kind":"container","cpu_percent":1.5,"memory_bytes":10,"memory_limit":20,"net_rx_bytes":1,"net_tx_bytes":2}"#,
     );
 }
+
+#[test]
+fn agent_envelope_matches_golden_and_round_trips() {
+    let env = Envelope::new(
+        ts(),
+        "web-01",
+        MetricData::Agent(AgentMetric {
+            rss_bytes: Some(5_160_960),
+            peak_rss_bytes: Some(5_398_528),
+            cpu_user_seconds: Some(1.25),
+            cpu_system_seconds: Some(0.5),
+            cpu_pct: Some(0.2),
+            threads: Some(2),
+            uptime_seconds: 3600,
+            spool_batches: 1,
+            spool_dropped_batches: 0,
+            sent_batches: 720,
+            rejected_batches: 2,
+            collectors: vec![
+                AgentCollectorStat {
+                    name: "cpu".into(),
+                    runs: 720,
+                    failures: 0,
+                    last_duration_us: Some(41),
+                    max_duration_us: Some(310),
+                    state: CollectorState::Ok,
+                    last_error: None,
+                },
+                AgentCollectorStat {
+                    name: "pi".into(),
+                    runs: 1,
+                    failures: 0,
+                    last_duration_us: None,
+                    max_duration_us: None,
+                    state: CollectorState::NotImplemented,
+                    last_error: Some("not yet available in this agent version".into()),
+                },
+            ],
+        }),
+    );
+    let golden = r#"{"type":"agent","timestamp":"2026-11-25T10:00:05Z","hostname":"web-01","data":{"rss_bytes":5160960,"peak_rss_bytes":5398528,"cpu_user_seconds":1.25,"cpu_system_seconds":0.5,"cpu_pct":0.2,"threads":2,"uptime_seconds":3600,"spool_batches":1,"spool_dropped_batches":0,"sent_batches":720,"rejected_batches":2,"collectors":[{"name":"cpu","runs":720,"failures":0,"last_duration_us":41,"max_duration_us":310,"state":"ok"},{"name":"pi","runs":1,"failures":0,"state":"not_implemented","last_error":"not yet available in this agent version"}]}}"#;
+    assert_golden(&env, golden);
+    let raw: RawEnvelope = serde_json::from_str(golden).unwrap();
+    assert!(MetricData::validate_value(&raw.metric_type, &raw.data).is_ok());
+    let typed = raw.into_typed().unwrap();
+    assert_eq!(typed.data, env.data);
+    // Process fields absent (not Linux): still a valid `agent` payload.
+    let bare = json!({"uptime_seconds": 5, "spool_batches": 0, "spool_dropped_batches": 0,
+        "sent_batches": 0, "rejected_batches": 0, "collectors": []});
+    match MetricData::from_value(metric_type::AGENT, bare).unwrap() {
+        MetricData::Agent(a) => assert_eq!((a.rss_bytes, a.cpu_pct), (None, None)),
+        other => panic!("decoded as {other:?}"),
+    }
+}

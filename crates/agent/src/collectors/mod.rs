@@ -123,10 +123,11 @@ pub enum CollectorKind {
     ApplicationList,
     Updates,
     Pi,
+    Agent,
 }
 
 impl CollectorKind {
-    pub const ALL: [CollectorKind; 14] = [
+    pub const ALL: [CollectorKind; 15] = [
         Self::Cpu,
         Self::Memory,
         Self::Disk,
@@ -141,6 +142,7 @@ impl CollectorKind {
         Self::ApplicationList,
         Self::Updates,
         Self::Pi,
+        Self::Agent,
     ];
 
     /// The name used in config files, `--collector` and `collector_status`.
@@ -160,6 +162,7 @@ impl CollectorKind {
             Self::ApplicationList => "application_list",
             Self::Updates => "updates",
             Self::Pi => "pi",
+            Self::Agent => "agent",
         }
     }
 
@@ -174,7 +177,7 @@ impl CollectorKind {
             Self::Memory | Self::Temperature => 10,
             Self::ProcessList => 15,
             Self::Wifi | Self::Pi => 30,
-            Self::Disk | Self::ServiceList | Self::ContainerList => 60,
+            Self::Disk | Self::ServiceList | Self::ContainerList | Self::Agent => 60,
             Self::System => 300,
             Self::ApplicationList | Self::Updates => 86_400,
         };
@@ -203,6 +206,7 @@ impl Collector for NotImplemented {
 // ---------------------------------------------------------------------------
 // Collector modules and the builder.
 
+pub mod agent;
 pub mod application_list;
 pub mod cpu;
 pub mod disk;
@@ -215,6 +219,7 @@ pub mod process_list;
 pub mod rate;
 pub mod system;
 pub mod temperature;
+pub mod updates;
 pub mod wifi;
 
 /// The collector for `kind` on this platform: the real one for `cpu`,
@@ -232,10 +237,26 @@ pub fn build(kind: CollectorKind, roots: &HostRoots) -> Box<dyn Collector> {
         CollectorKind::Temperature => temperature::new_collector(roots),
         CollectorKind::ApplicationList => application_list::new_collector(roots),
         CollectorKind::ProcessList => process_list::new_collector(roots),
-        CollectorKind::ServiceList
-        | CollectorKind::ContainerList
-        | CollectorKind::Updates
-        | CollectorKind::Pi => Box::new(NotImplemented(kind)),
+        // The running agent builds the real one with the scheduler's and
+        // sender's stats (runtime.rs); here there are none.
+        CollectorKind::Agent => Box::new(agent::AgentCollector::standalone()),
+        CollectorKind::Updates => updates::new_collector(roots),
+        CollectorKind::ServiceList | CollectorKind::ContainerList | CollectorKind::Pi => {
+            Box::new(NotImplemented(kind))
+        }
+    }
+}
+
+/// Hands the heap's free pages back to the kernel. The nightly collectors
+/// (application_list, updates) parse megabytes once a day; without this,
+/// glibc keeps that peak for the rest of the day and the agent's resident
+/// set sits above SPEC §7's 6 MiB (measured: 6.1 MiB at default intervals).
+pub(crate) fn release_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only releases free memory at the top of glibc's
+    // heaps; it touches no live allocation.
+    unsafe {
+        libc::malloc_trim(0);
     }
 }
 
@@ -280,7 +301,6 @@ mod build_tests {
         for kind in [
             CollectorKind::ServiceList,
             CollectorKind::ContainerList,
-            CollectorKind::Updates,
             CollectorKind::Pi,
         ] {
             let err = build(kind, &roots).collect(Utc::now()).unwrap_err();
