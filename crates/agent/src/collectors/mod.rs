@@ -247,6 +247,26 @@ pub fn build(kind: CollectorKind, roots: &HostRoots) -> Box<dyn Collector> {
     }
 }
 
+/// Skips the two header lines of a `/proc/net` table whose column groups
+/// are separated by `|` (`/proc/net/dev`, `/proc/net/wireless`).
+pub(crate) fn skip_two_line_header(
+    lines: &mut std::str::Lines<'_>,
+    what: &'static str,
+) -> Result<(), ParseError> {
+    for _ in 0..2 {
+        match lines.next() {
+            Some(header) if header.contains('|') => {}
+            other => {
+                return Err(ParseError::new(
+                    what,
+                    format!("expected a two-line header, found {other:?}"),
+                ))
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Hands the heap's free pages back to the kernel. The nightly collectors
 /// (application_list, updates) parse megabytes once a day; without this,
 /// glibc keeps that peak for the rest of the day and the agent's resident

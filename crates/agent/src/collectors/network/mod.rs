@@ -34,7 +34,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use super::rate::{rate_per_sec, CounterWidth};
-use super::{Collector, HostRoots, ParseError};
+use super::{skip_two_line_header, Collector, HostRoots, ParseError};
 
 /// The `network` collector for this platform (Linux: the real one;
 /// elsewhere: one that answers [`super::CollectError::Unsupported`]).
@@ -88,17 +88,7 @@ pub fn parse_net_dev(text: &str) -> Result<Vec<NetDevEntry>, ParseError> {
 pub fn parse_net_dev_into(text: &str, out: &mut Vec<NetDevEntry>) -> Result<(), ParseError> {
     const WHAT: &str = "/proc/net/dev";
     let mut lines = text.lines();
-    for _ in 0..2 {
-        match lines.next() {
-            Some(header) if header.contains('|') => {}
-            other => {
-                return Err(ParseError::new(
-                    WHAT,
-                    format!("expected a two-line header, found {other:?}"),
-                ))
-            }
-        }
-    }
+    skip_two_line_header(&mut lines, WHAT)?;
     let mut count = 0;
     for line in lines {
         if line.trim().is_empty() {

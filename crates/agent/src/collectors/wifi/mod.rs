@@ -25,7 +25,7 @@ pub use unsupported::WifiCollector;
 use spectra_protocol::WifiMetric;
 
 use super::cpu::round_pct;
-use super::{Collector, HostRoots, ParseError};
+use super::{skip_two_line_header, Collector, HostRoots, ParseError};
 
 /// The `wifi` collector for this platform (Linux: the real one; elsewhere:
 /// one that answers [`super::CollectError::Unsupported`]).
@@ -72,17 +72,7 @@ pub struct WirelessEntry {
 pub fn parse_proc_net_wireless(text: &str) -> Result<Vec<WirelessEntry>, ParseError> {
     const WHAT: &str = "/proc/net/wireless";
     let mut lines = text.lines();
-    for _ in 0..2 {
-        match lines.next() {
-            Some(header) if header.contains('|') => {}
-            other => {
-                return Err(ParseError::new(
-                    WHAT,
-                    format!("expected a two-line header, found {other:?}"),
-                ))
-            }
-        }
-    }
+    skip_two_line_header(&mut lines, WHAT)?;
     let mut out = Vec::new();
     for line in lines {
         if line.trim().is_empty() {
