@@ -425,6 +425,12 @@ mod tests {
         }
     }
 
+    /// A collector with `rootfs` as its root, `bin` as its PATH and a
+    /// generous timeout.
+    fn collector_in(rootfs: &Path, bin: &Path) -> UpdatesCollector {
+        UpdatesCollector::with_search_path(&roots_at(rootfs), bin, Duration::from_secs(60))
+    }
+
     fn collect_one(c: &mut UpdatesCollector) -> spectra_protocol::UpdatesMetric {
         let out = c.collect(Utc::now()).unwrap();
         let [MetricData::Updates(m)] = out.as_slice() else {
@@ -446,11 +452,7 @@ mod tests {
         );
         let bin = fake_bin(&[("apt-get", &script)]);
         let rootfs = tempfile::tempdir().unwrap();
-        let mut c = UpdatesCollector::with_search_path(
-            &roots_at(rootfs.path()),
-            bin.path(),
-            Duration::from_secs(60),
-        );
+        let mut c = collector_in(rootfs.path(), bin.path());
         assert!(c.may_block());
         let m = collect_one(&mut c);
         assert_eq!(m.package_manager, "apt");
@@ -468,11 +470,7 @@ mod tests {
     fn reports_the_reboot_flag_under_the_rootfs() {
         let bin = fake_bin(&[("apt-get", "echo 'Calculating upgrade...'")]);
         let rootfs = tempfile::tempdir().unwrap();
-        let mut c = UpdatesCollector::with_search_path(
-            &roots_at(rootfs.path()),
-            bin.path(),
-            Duration::from_secs(60),
-        );
+        let mut c = collector_in(rootfs.path(), bin.path());
         let m = collect_one(&mut c);
         assert!(!m.reboot_required);
         assert_eq!(m.pending_count, 0);
@@ -543,11 +541,7 @@ mod tests {
             "echo 'E: Could not open lock file' >&2\necho 'E: second' >&2\nexit 100",
         )]);
         let rootfs = tempfile::tempdir().unwrap();
-        let mut c = UpdatesCollector::with_search_path(
-            &roots_at(rootfs.path()),
-            bin.path(),
-            Duration::from_secs(60),
-        );
+        let mut c = collector_in(rootfs.path(), bin.path());
         let err = c.collect(Utc::now()).unwrap_err();
         let CollectError::Other(message) = &err else {
             panic!("{err:?}");
@@ -563,11 +557,7 @@ mod tests {
             "i=0; while [ $i -lt 1000 ]; do echo 'Inst x [1] (2 a [all])'; i=$((i+1)); done",
         )]);
         let rootfs = tempfile::tempdir().unwrap();
-        let mut c = UpdatesCollector::with_search_path(
-            &roots_at(rootfs.path()),
-            bin.path(),
-            Duration::from_secs(60),
-        );
+        let mut c = collector_in(rootfs.path(), bin.path());
         c.output_cap_bytes = 1000;
         let err = c.collect(Utc::now()).unwrap_err();
         assert!(err.to_string().contains("more than 1000 bytes"), "{err}");
@@ -585,11 +575,7 @@ mod tests {
         );
         let bin = fake_bin(&[("dnf", &dnf), ("needs-restarting", "exit 1")]);
         let rootfs = tempfile::tempdir().unwrap();
-        let mut c = UpdatesCollector::with_search_path(
-            &roots_at(rootfs.path()),
-            bin.path(),
-            Duration::from_secs(60),
-        );
+        let mut c = collector_in(rootfs.path(), bin.path());
         let m = collect_one(&mut c);
         assert_eq!(m.package_manager, "dnf");
         assert_eq!(m.pending_count, 7);
@@ -609,11 +595,7 @@ mod tests {
         );
         let bin = fake_bin(&[("zypper", &zypper)]);
         let rootfs = tempfile::tempdir().unwrap();
-        let mut c = UpdatesCollector::with_search_path(
-            &roots_at(rootfs.path()),
-            bin.path(),
-            Duration::from_secs(60),
-        );
+        let mut c = collector_in(rootfs.path(), bin.path());
         let m = collect_one(&mut c);
         assert_eq!(m.package_manager, "zypper");
         assert_eq!(m.pending_count, 3);
@@ -624,11 +606,7 @@ mod tests {
     fn pacman_with_nothing_to_upgrade_is_zero() {
         let bin = fake_bin(&[("pacman", "exit 1")]);
         let rootfs = tempfile::tempdir().unwrap();
-        let mut c = UpdatesCollector::with_search_path(
-            &roots_at(rootfs.path()),
-            bin.path(),
-            Duration::from_secs(60),
-        );
+        let mut c = collector_in(rootfs.path(), bin.path());
         let m = collect_one(&mut c);
         assert_eq!(m.package_manager, "pacman");
         assert_eq!(m.pending_count, 0);
