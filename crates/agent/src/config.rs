@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::collectors::{CollectorKind, HostRoots};
+use crate::collectors::{CollectorKind, CollectorOptions, HostRoots};
 use crate::transport::Encoding;
 
 /// Every default of the agent, in one place.
@@ -79,6 +79,13 @@ pub struct SenderSettings {
 pub struct CommandSettings {
     /// `false` refuses every diagnostic (SPEC §6).
     pub enabled: bool,
+    /// Command types refused even when diagnostics are enabled
+    /// (`disabled = ["FETCH_LOGS"]`).
+    pub disabled: std::collections::BTreeSet<spectra_protocol::CommandType>,
+    /// `DISK_USAGE` may only scan under these directories (default `/`,
+    /// i.e. anywhere on the host). Paths are as the host sees them; the
+    /// agent maps them under its root filesystem.
+    pub disk_roots: Vec<PathBuf>,
     /// Whether `RESTART_AGENT` may restart this process. Not a file setting:
     /// the `spectra-agent` binary turns it on (it can re-exec itself); an
     /// embedder such as the server's in-process agent leaves it off, and the
@@ -100,6 +107,8 @@ pub struct AgentConfig {
     pub debug_listen: std::net::SocketAddr,
     /// Settings for every [`CollectorKind`].
     pub collectors: BTreeMap<CollectorKind, CollectorSettings>,
+    /// Collector-specific settings (`top_n`, `include_tmpfs`).
+    pub collector_options: CollectorOptions,
     pub sender: SenderSettings,
     pub commands: CommandSettings,
 }
@@ -115,6 +124,7 @@ impl std::fmt::Debug for AgentConfig {
             .field("debug", &self.debug)
             .field("debug_listen", &self.debug_listen)
             .field("collectors", &self.collectors)
+            .field("collector_options", &self.collector_options)
             .field("sender", &self.sender)
             .field("commands", &self.commands)
             .finish()
@@ -163,6 +173,10 @@ struct FileConfig {
 struct FileCollector {
     enabled: Option<bool>,
     interval: Option<String>,
+    /// `process_list` only.
+    top_n: Option<usize>,
+    /// `disk` only.
+    include_tmpfs: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -180,6 +194,9 @@ struct FileSender {
 #[serde(deny_unknown_fields)]
 struct FileCommands {
     enabled: Option<bool>,
+    #[serde(default)]
+    disabled: Vec<String>,
+    disk_roots: Option<Vec<PathBuf>>,
 }
 
 impl AgentConfig {
@@ -302,6 +319,7 @@ impl AgentConfig {
                 (k, s)
             })
             .collect();
+        let mut collector_options = CollectorOptions::default();
         for (name, fc) in &file.collectors {
             let kind = CollectorKind::parse(name).ok_or_else(|| ConfigError::File {
                 path: file_name.clone(),
@@ -323,6 +341,32 @@ impl AgentConfig {
                     })?;
                     settings.interval = check_interval(&key, interval)?;
                 }
+            }
+            let only_for = |key: &str, owner: CollectorKind| -> Result<(), ConfigError> {
+                if kind == owner {
+                    Ok(())
+                } else {
+                    Err(ConfigError::File {
+                        path: file_name.clone(),
+                        message: format!(
+                            "collectors.{name}.{key}: `{key}` is a setting of [collectors.{owner}] only"
+                        ),
+                    })
+                }
+            };
+            if let Some(n) = fc.top_n {
+                only_for("top_n", CollectorKind::ProcessList)?;
+                if !(1..=MAX_PROCESS_TOP_N).contains(&n) {
+                    return Err(ConfigError::Invalid {
+                        setting: "collectors.process_list.top_n".into(),
+                        message: format!("must be between 1 and {MAX_PROCESS_TOP_N}, got {n}"),
+                    });
+                }
+                collector_options.process_list_top_n = n;
+            }
+            if let Some(b) = fc.include_tmpfs {
+                only_for("include_tmpfs", CollectorKind::Disk)?;
+                collector_options.disk_include_tmpfs = b;
             }
         }
 
@@ -373,8 +417,33 @@ impl AgentConfig {
             )?,
         };
         validate_sender(&sender)?;
+        let mut disabled = std::collections::BTreeSet::new();
+        for name in &file.commands.disabled {
+            let t = spectra_protocol::CommandType::parse(&name.to_ascii_uppercase()).ok_or_else(
+                || ConfigError::Invalid {
+                    setting: "commands.disabled".into(),
+                    message: format!(
+                        "unknown command `{name}` (FETCH_LOGS, DISK_USAGE, LIST_MOUNTS, NETWORK_DIAG, RESTART_AGENT)"
+                    ),
+                },
+            )?;
+            disabled.insert(t);
+        }
+        let disk_roots = file
+            .commands
+            .disk_roots
+            .unwrap_or_else(|| vec![PathBuf::from("/")]);
+        for root in &disk_roots {
+            let text = root.to_string_lossy();
+            spectra_protocol::validate_abs_path(&text).map_err(|e| ConfigError::Invalid {
+                setting: "commands.disk_roots".into(),
+                message: e.to_string(),
+            })?;
+        }
         let commands = CommandSettings {
             enabled: file.commands.enabled.unwrap_or(defaults::COMMANDS_ENABLED),
+            disabled,
+            disk_roots,
             allow_restart: false,
         };
 
@@ -387,6 +456,7 @@ impl AgentConfig {
             debug,
             debug_listen,
             collectors,
+            collector_options,
             sender,
             commands,
         })
@@ -410,6 +480,9 @@ impl AgentConfig {
 }
 
 /// `cpu, memory, ...`: for error messages.
+/// The largest `[collectors.process_list] top_n`.
+pub const MAX_PROCESS_TOP_N: usize = 500;
+
 pub fn valid_collector_names() -> String {
     CollectorKind::ALL
         .iter()

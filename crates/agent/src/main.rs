@@ -189,7 +189,7 @@ async fn run_collect(
         kinds.iter().map(|_| None).collect();
     let mut active: Vec<(usize, Box<dyn collectors::Collector>)> = Vec::new();
     for (index, kind) in kinds.iter().enumerate() {
-        let mut collector = collectors::build(*kind, &config.roots);
+        let mut collector = collectors::build_with(*kind, &config.roots, &config.collector_options);
         if collector.is_rate_based() {
             // The first sample only primes the counters.
             match collector.collect(chrono::Utc::now()) {

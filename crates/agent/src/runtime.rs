@@ -73,6 +73,8 @@ pub async fn run_with_transport(
     let ctx = CommandContext {
         roots: config.roots.clone(),
         enabled: config.commands.enabled,
+        disabled: config.commands.disabled.clone(),
+        disk_roots: config.commands.disk_roots.clone(),
         restart: config.commands.allow_restart.then_some(restart_tx),
         timeout: commands::COMMAND_TIMEOUT,
         backoff_initial: config.sender.backoff_initial,
@@ -157,7 +159,7 @@ fn build_scheduler(
                     sender_stats.clone(),
                     started_at,
                 )),
-                _ => collectors::build(kind, &config.roots),
+                _ => collectors::build_with(kind, &config.roots, &config.collector_options),
             };
             scheduler.add(ScheduledCollector {
                 collector,

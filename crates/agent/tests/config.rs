@@ -285,3 +285,57 @@ fn debug_endpoint_listens_on_loopback_only() {
         .to_string();
     assert!(e.contains("not an address"), "{e}");
 }
+
+fn from_file(text: &str) -> Result<AgentConfig, String> {
+    AgentConfig::from_sources(Some(text), &env_of(BASE), &CliOverrides::default())
+        .map_err(|e| e.to_string())
+}
+
+#[test]
+fn collector_specific_settings_apply_and_belong_to_their_collector() {
+    let c = from_file(
+        "[collectors.process_list]\ntop_n = 5\n[collectors.disk]\ninclude_tmpfs = true\n",
+    )
+    .unwrap();
+    assert_eq!(c.collector_options.process_list_top_n, 5);
+    assert!(c.collector_options.disk_include_tmpfs);
+    let d = from_file("").unwrap();
+    assert_eq!(d.collector_options.process_list_top_n, 20);
+    assert!(!d.collector_options.disk_include_tmpfs);
+
+    let e = from_file("[collectors.cpu]\ntop_n = 5\n").unwrap_err();
+    assert!(
+        e.contains("collectors.cpu.top_n") && e.contains("[collectors.process_list]"),
+        "{e}"
+    );
+    let e = from_file("[collectors.process_list]\ntop_n = 0\n").unwrap_err();
+    assert!(e.contains("top_n") && e.contains("got 0"), "{e}");
+}
+
+#[test]
+fn diagnostics_policy_is_read_and_checked() {
+    let c = from_file(
+        "[commands]\ndisabled = [\"fetch_logs\", \"NETWORK_DIAG\"]\ndisk_roots = [\"/var\", \"/home\"]\n",
+    )
+    .unwrap();
+    let disabled: Vec<&str> = c.commands.disabled.iter().map(|t| t.as_str()).collect();
+    assert_eq!(disabled, ["FETCH_LOGS", "NETWORK_DIAG"]);
+    assert_eq!(
+        c.commands.disk_roots,
+        [PathBuf::from("/var"), PathBuf::from("/home")]
+    );
+    assert_eq!(
+        from_file("").unwrap().commands.disk_roots,
+        [PathBuf::from("/")]
+    );
+
+    let e = from_file("[commands]\ndisabled = [\"FORMAT_DISK\"]\n").unwrap_err();
+    assert!(e.contains("FORMAT_DISK"), "{e}");
+    let e = from_file("[commands]\ndisk_roots = [\"var\"]\n").unwrap_err();
+    assert!(
+        e.contains("commands.disk_roots") && e.contains("absolute"),
+        "{e}"
+    );
+    let e = from_file("[commands]\ndisk_roots = [\"/var/../etc\"]\n").unwrap_err();
+    assert!(e.contains(".."), "{e}");
+}

@@ -36,7 +36,7 @@ pub struct CommandResult {
 }
 
 /// The command types of SPEC §3 (append-only).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum CommandType {
     FetchLogs,
@@ -170,6 +170,9 @@ impl CommandRequest {
                         return Err(CommandError::Invalid("grep: at most 256 characters".into()));
                     }
                 }
+                if let Some(c) = &r.container {
+                    validate_container_ref(c)?;
+                }
                 Ok(())
             }
             Self::DiskUsage(r) => {
@@ -246,6 +249,10 @@ pub struct LogRequest {
     /// Plain substring filter on the message.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub grep: Option<String>,
+    /// A container's logs (Docker/Podman id or name) instead of the system
+    /// journal.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container: Option<String>,
 }
 
 /// `DISK_USAGE` payload; no path lists the mounts.
@@ -293,15 +300,72 @@ pub struct NetworkDiagRequest {
     pub port: Option<u16>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout_ms: Option<u64>,
+    /// ping: gap between probes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval_ms: Option<u64>,
+    /// ping: ICMP payload bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<u16>,
+    /// traceroute: highest TTL tried (default 30).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_hops: Option<u8>,
+    /// traceroute: probes per hop (default 3).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probes: Option<u8>,
+    /// traceroute: probe protocol (default udp).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protocol: Option<TraceProtocol>,
 }
 
+/// How traceroute probes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TraceProtocol {
+    Udp,
+    Icmp,
+}
+
+/// Bounds a user can set on `NETWORK_DIAG` requests.
+pub const MAX_PING_SIZE: u16 = 65_000;
+pub const MIN_PING_INTERVAL_MS: u64 = 200;
+pub const MAX_TRACE_HOPS: u8 = 64;
+pub const MAX_TRACE_PROBES: u8 = 10;
+
 impl NetworkDiagRequest {
+    /// A request with only `action` and `target` set.
+    pub fn new(action: NetworkAction, target: Option<String>) -> Self {
+        Self {
+            action,
+            target,
+            count: None,
+            port: None,
+            timeout_ms: None,
+            interval_ms: None,
+            size: None,
+            max_hops: None,
+            probes: None,
+            protocol: None,
+        }
+    }
+
     pub fn validate(&self) -> Result<(), CommandError> {
         if let Some(c) = self.count {
             check_range("count", c as u64, 1, MAX_PING_COUNT as u64)?;
         }
         if let Some(t) = self.timeout_ms {
             check_range("timeout_ms", t, 1, 60_000)?;
+        }
+        if let Some(i) = self.interval_ms {
+            check_range("interval_ms", i, MIN_PING_INTERVAL_MS, 60_000)?;
+        }
+        if let Some(n) = self.size {
+            check_range("size", n as u64, 0, MAX_PING_SIZE as u64)?;
+        }
+        if let Some(h) = self.max_hops {
+            check_range("max_hops", h as u64, 1, MAX_TRACE_HOPS as u64)?;
+        }
+        if let Some(p) = self.probes {
+            check_range("probes", p as u64, 1, MAX_TRACE_PROBES as u64)?;
         }
         if self.port == Some(0) {
             return Err(CommandError::Invalid(
@@ -430,6 +494,24 @@ fn is_windows_absolute(path: &str) -> bool {
     b.len() >= 3 && b[0].is_ascii_alphabetic() && b[1] == b':' && (b[2] == b'\\' || b[2] == b'/')
 }
 
+/// A container id or name as Docker and Podman allow them
+/// (`[a-zA-Z0-9][a-zA-Z0-9_.-]*`, at most 128 characters).
+pub fn validate_container_ref(c: &str) -> Result<(), CommandError> {
+    let ok = !c.is_empty()
+        && c.len() <= 128
+        && c.as_bytes()[0].is_ascii_alphanumeric()
+        && c.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(CommandError::Invalid(format!(
+            "container `{}` is not a container id or name",
+            c.chars().take(64).collect::<String>()
+        )))
+    }
+}
+
 fn validate_unit_name(unit: &str) -> Result<(), CommandError> {
     let ok = !unit.is_empty()
         && unit.len() <= 256
@@ -474,6 +556,22 @@ pub struct DiskUsageReport {
     pub partial: bool,
     pub duration_ms: u64,
     pub scanned_at: DateTime<Utc>,
+    /// Bytes under `root` (hard links counted once).
+    #[serde(default)]
+    pub total_size: u64,
+    /// Why the result is partial (`time budget of 20s reached`...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partial_reason: Option<String>,
+    /// The first unreadable entries, with the reason.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<PathError>,
+}
+
+/// An entry a scan could not read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PathError {
+    pub path: String,
+    pub error: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -508,6 +606,28 @@ pub struct NetworkDiagResult {
     pub connect: Option<ConnectResult>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub raw_output: Option<String>,
+    /// ping: loss and RTT statistics over all probes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ping_summary: Option<PingSummary>,
+    /// The address `target` resolved to, where one was resolved.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolved: Option<String>,
+}
+
+/// `ping` totals, as `ping`'s last two lines give them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PingSummary {
+    pub sent: u32,
+    pub received: u32,
+    pub loss_pct: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_ms: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub avg_ms: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_ms: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mdev_ms: Option<f64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -537,6 +657,8 @@ pub struct NetstatEntry {
     pub user: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pid: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub process_name: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -546,6 +668,9 @@ pub struct TracerouteHop {
     pub address: Option<String>,
     /// One entry per probe; `null` where the probe timed out.
     pub rtt_ms: Vec<Option<f64>>,
+    /// Whether this hop is the destination.
+    #[serde(default)]
+    pub reached: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -556,6 +681,9 @@ pub struct ConnectResult {
     pub latency_ms: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// `connected`, `refused`, `timeout`, `unreachable` or `error`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<String>,
 }
 
 #[cfg(test)]

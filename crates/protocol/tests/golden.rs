@@ -126,13 +126,9 @@ fn wrong_field_type_is_an_error() {
 
 #[test]
 fn command_and_result_match_golden() {
-    let req = CommandRequest::NetworkDiag(NetworkDiagRequest {
-        action: NetworkAction::Ping,
-        target: Some("example.com".into()),
-        count: Some(4),
-        port: None,
-        timeout_ms: None,
-    });
+    let mut diag = NetworkDiagRequest::new(NetworkAction::Ping, Some("example.com".into()));
+    diag.count = Some(4);
+    let req = CommandRequest::NetworkDiag(diag);
     let cmd = Command {
         id: "c1".into(),
         command_type: req.command_type().to_string(),

@@ -222,21 +222,58 @@ pub mod temperature;
 pub mod updates;
 pub mod wifi;
 
-/// The collector for `kind` on this platform: the real one for `cpu`,
-/// `memory` and `system`, and [`NotImplemented`] for every kind this agent
-/// version does not have yet, so the server is told so explicitly.
+/// Per-collector settings beyond enable/interval (`[collectors.NAME]` in
+/// the config file).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CollectorOptions {
+    /// `process_list`: processes kept by CPU and, separately, by memory.
+    pub process_list_top_n: usize,
+    /// `disk`: report tmpfs mounts too.
+    pub disk_include_tmpfs: bool,
+}
+
+impl Default for CollectorOptions {
+    fn default() -> Self {
+        Self {
+            process_list_top_n: process_list::DEFAULT_TOP_N,
+            disk_include_tmpfs: false,
+        }
+    }
+}
+
+/// [`build_with`] with default [`CollectorOptions`].
 pub fn build(kind: CollectorKind, roots: &HostRoots) -> Box<dyn Collector> {
+    build_with(kind, roots, &CollectorOptions::default())
+}
+
+/// The collector for `kind` on this platform, or [`NotImplemented`] for a
+/// kind this agent version does not have yet, so the server is told so
+/// explicitly.
+pub fn build_with(
+    kind: CollectorKind,
+    roots: &HostRoots,
+    options: &CollectorOptions,
+) -> Box<dyn Collector> {
     match kind {
         CollectorKind::Cpu => Box::new(cpu::CpuCollector::new(roots)),
         CollectorKind::Memory => Box::new(memory::MemoryCollector::new(roots)),
         CollectorKind::System => Box::new(system::SystemCollector::new(roots)),
-        CollectorKind::Disk => disk::new_collector(roots),
+        CollectorKind::Disk => Box::new(disk::DiskCollector::new(
+            roots,
+            disk::DiskOptions {
+                include_tmpfs: options.disk_include_tmpfs,
+                ..disk::DiskOptions::default()
+            },
+        )),
         CollectorKind::DiskIo => disk_io::new_collector(roots),
         CollectorKind::Network => network::new_collector(roots),
         CollectorKind::Wifi => wifi::new_collector(roots),
         CollectorKind::Temperature => temperature::new_collector(roots),
         CollectorKind::ApplicationList => application_list::new_collector(roots),
-        CollectorKind::ProcessList => process_list::new_collector(roots),
+        CollectorKind::ProcessList => Box::new(process_list::ProcessListCollector::with_top_n(
+            roots,
+            options.process_list_top_n,
+        )),
         // The running agent builds the real one with the scheduler's and
         // sender's stats (runtime.rs); here there are none.
         CollectorKind::Agent => Box::new(agent::AgentCollector::standalone()),

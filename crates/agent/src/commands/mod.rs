@@ -2,13 +2,18 @@
 //! each in its own task with a timeout, and always answers, even when the
 //! command fails or is not supported.
 //!
-//! One file per command: [`list_mounts`], [`restart_agent`]. Every other
-//! command type of SPEC §3 is answered with an explicit "not supported by
-//! this agent yet" error.
+//! One module per command: [`fetch_logs`], [`disk_usage`], [`list_mounts`],
+//! [`network_diag`], [`restart_agent`]. Policy (SPEC §6) is applied here
+//! before any of them runs: diagnostics off, a command type disabled.
 
+pub mod disk_usage;
+pub mod fetch_logs;
 pub mod list_mounts;
+pub mod network_diag;
 pub mod restart_agent;
 
+use std::collections::BTreeSet;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -32,6 +37,10 @@ pub struct CommandContext {
     pub roots: HostRoots,
     /// `false`: every diagnostic is refused (SPEC §6).
     pub enabled: bool,
+    /// Command types refused by configuration.
+    pub disabled: BTreeSet<CommandType>,
+    /// `DISK_USAGE` scans only under these host paths.
+    pub disk_roots: Vec<PathBuf>,
     /// `Some` when this process can restart itself: the runtime listens.
     pub restart: Option<mpsc::Sender<()>>,
     pub timeout: Duration,
@@ -142,15 +151,19 @@ async fn dispatch(ctx: &CommandContext, command: &Command) -> CommandOutcome {
     if !ctx.enabled {
         return Err("diagnostics are disabled on this agent".into());
     }
-    match request {
-        CommandRequest::ListMounts => list_mounts::run(&ctx.roots).await,
-        CommandRequest::RestartAgent => restart_agent::run(ctx.restart.is_some()),
-        other => Err(not_supported(other.command_type())),
+    let t = request.command_type();
+    if ctx.disabled.contains(&t) {
+        return Err(format!(
+            "{t} is disabled on this agent by its configuration"
+        ));
     }
-}
-
-fn not_supported(t: CommandType) -> String {
-    format!("{t} is not supported by this agent yet")
+    match request {
+        CommandRequest::FetchLogs(r) => fetch_logs::run(ctx, &r).await,
+        CommandRequest::DiskUsage(r) => disk_usage::run(ctx, &r).await,
+        CommandRequest::ListMounts => list_mounts::run(&ctx.roots).await,
+        CommandRequest::NetworkDiag(r) => network_diag::run(ctx, &r).await,
+        CommandRequest::RestartAgent => restart_agent::run(ctx.restart.is_some()),
+    }
 }
 
 #[cfg(test)]
@@ -162,6 +175,8 @@ mod tests {
         CommandContext {
             roots: HostRoots::default(),
             enabled,
+            disabled: BTreeSet::new(),
+            disk_roots: vec![PathBuf::from("/")],
             restart: None,
             timeout: COMMAND_TIMEOUT,
             backoff_initial: Duration::from_secs(1),
@@ -180,17 +195,18 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn unsupported_types_are_answered_explicitly() {
-        let r = execute(
-            &ctx(true),
-            &command("DISK_USAGE", serde_json::json!({"path": "/"})),
-        )
-        .await;
+    async fn a_disabled_command_type_is_refused_by_name() {
+        let mut c = ctx(true);
+        c.disabled.insert(CommandType::DiskUsage);
+        let r = execute(&c, &command("DISK_USAGE", serde_json::json!({"path": "/"}))).await;
         assert_eq!(r.id, "c1");
         assert_eq!(
             r.error.as_deref(),
-            Some("DISK_USAGE is not supported by this agent yet")
+            Some("DISK_USAGE is disabled on this agent by its configuration")
         );
+        // Other types still run.
+        let r = execute(&c, &command("LIST_MOUNTS", serde_json::Value::Null)).await;
+        assert!(r.error.is_none(), "{:?}", r.error);
     }
 
     #[tokio::test]

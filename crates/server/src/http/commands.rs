@@ -78,6 +78,7 @@ pub struct LogsQuery {
     unit: Option<String>,
     max_entries: Option<String>,
     grep: Option<String>,
+    container: Option<String>,
 }
 
 /// `POST /admin/trigger_logs?hostname=`
@@ -96,6 +97,7 @@ pub async fn trigger_logs(
         unit: q.unit,
         max_entries: parse_opt_number::<u32>("max_entries", q.max_entries.as_deref())?,
         grep: q.grep,
+        container: q.container.filter(|c| !c.is_empty()),
     });
     queue_for_target(&state, &q.target, request, &auth).await
 }
@@ -147,13 +149,10 @@ pub async fn trigger_network(
             action.chars().take(64).collect::<String>()
         ))
     })?;
-    let request = CommandRequest::NetworkDiag(NetworkDiagRequest {
-        action,
-        target: q.diag_target.filter(|t| !t.is_empty()),
-        count: parse_opt_number::<u32>("count", q.count.as_deref())?,
-        port: parse_opt_number::<u16>("port", q.port.as_deref())?,
-        timeout_ms: None,
-    });
+    let mut diag = NetworkDiagRequest::new(action, q.diag_target.filter(|t| !t.is_empty()));
+    diag.count = parse_opt_number::<u32>("count", q.count.as_deref())?;
+    diag.port = parse_opt_number::<u16>("port", q.port.as_deref())?;
+    let request = CommandRequest::NetworkDiag(diag);
     queue_for_target(&state, &q.target, request, &auth).await
 }
 

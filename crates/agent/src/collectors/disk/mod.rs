@@ -60,7 +60,8 @@ pub fn new_collector(roots: &HostRoots) -> Box<dyn Collector> {
     Box::new(DiskCollector::new(roots, DiskOptions::default()))
 }
 
-/// Tunables of the `disk` collector (not in the config file yet).
+/// Tunables of the `disk` collector (`include_tmpfs` is the config file's
+/// `[collectors.disk] include_tmpfs`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DiskOptions {
     /// Report `tmpfs` mounts (`/dev/shm`, `/run`...). Default: no.
