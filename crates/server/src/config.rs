@@ -88,6 +88,10 @@ pub struct Settings {
     pub command_delivered_timeout: Duration,
     /// How long `GET /api/v1/agent/command` holds the request at most.
     pub long_poll_max: Duration,
+    /// Commands queued or running at once per agent; more are refused (429).
+    pub command_max_open: usize,
+    /// Commands queued per agent in any minute; more are refused (429).
+    pub command_max_per_minute: usize,
     /// Largest accepted (compressed) request body for ingest.
     pub max_body_bytes: usize,
     /// Largest accepted decompressed metrics batch.
@@ -115,6 +119,8 @@ impl Default for Settings {
             command_ttl: Duration::from_secs(600),
             command_delivered_timeout: Duration::from_secs(300),
             long_poll_max: Duration::from_secs(30),
+            command_max_open: 4,
+            command_max_per_minute: 30,
             max_body_bytes: 8 * 1024 * 1024,
             max_decompressed_bytes: 64 * 1024 * 1024,
             retention_raw: retention.raw,
@@ -143,6 +149,8 @@ pub struct SettingsLayer {
     pub command_ttl: Option<String>,
     pub command_delivered_timeout: Option<String>,
     pub long_poll_max: Option<String>,
+    pub command_max_open: Option<usize>,
+    pub command_max_per_minute: Option<usize>,
     pub max_body_bytes: Option<usize>,
     pub max_decompressed_bytes: Option<usize>,
     pub retention_raw: Option<String>,
@@ -231,6 +239,8 @@ impl SettingsLayer {
             command_ttl: get("SPECTRA_COMMAND_TTL"),
             command_delivered_timeout: get("SPECTRA_COMMAND_DELIVERED_TIMEOUT"),
             long_poll_max: get("SPECTRA_LONG_POLL_MAX"),
+            command_max_open: parse_usize("SPECTRA_COMMAND_MAX_OPEN")?,
+            command_max_per_minute: parse_usize("SPECTRA_COMMAND_MAX_PER_MINUTE")?,
             max_body_bytes: parse_usize("SPECTRA_MAX_BODY_BYTES")?,
             max_decompressed_bytes: parse_usize("SPECTRA_MAX_DECOMPRESSED_BYTES")?,
             retention_raw: get("SPECTRA_RETENTION_RAW"),
@@ -339,6 +349,16 @@ impl Settings {
             }
         }
         for (name, value, slot) in [
+            (
+                "command_max_open",
+                layer.command_max_open,
+                &mut self.command_max_open,
+            ),
+            (
+                "command_max_per_minute",
+                layer.command_max_per_minute,
+                &mut self.command_max_per_minute,
+            ),
             (
                 "max_body_bytes",
                 layer.max_body_bytes,

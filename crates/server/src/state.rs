@@ -36,6 +36,8 @@ impl AppState {
             ttl: settings.command_ttl,
             delivered_timeout: settings.command_delivered_timeout,
             long_poll_max: settings.long_poll_max,
+            max_open_per_agent: settings.command_max_open as u64,
+            max_per_minute: settings.command_max_per_minute as u64,
         };
         Self {
             auth: Authenticator::new(store.clone(), settings.auth_cache_ttl),

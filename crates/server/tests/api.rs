@@ -42,8 +42,13 @@ fn open_store(dir: &TempDir) -> Arc<dyn Store> {
 }
 
 async fn harness() -> Harness {
+    harness_with(|_| {}).await
+}
+
+async fn harness_with(adjust: impl FnOnce(&mut Settings)) -> Harness {
     let dir = tempfile::tempdir().unwrap();
-    let settings = test_settings(&dir);
+    let mut settings = test_settings(&dir);
+    adjust(&mut settings);
     let store = open_store(&dir);
     first_run::ensure_credentials(store.as_ref(), &settings)
         .await
@@ -628,6 +633,158 @@ async fn commands_api_takes_typed_json() {
     assert_json_error(s, &b, StatusCode::NOT_FOUND, "agt_nope");
 }
 
+#[tokio::test]
+async fn per_agent_limits_refuse_with_429_and_every_outcome_is_audited() {
+    let h = harness_with(|s| {
+        s.command_max_open = 2;
+        s.command_max_per_minute = 3;
+    })
+    .await;
+    let (agent_id, credential) = h.register("web-01").await;
+    let (other_id, _) = h.register("db-01").await;
+    let trigger = |host: &str| format!("/admin/trigger_network?hostname={host}&action=netstat");
+
+    for _ in 0..2 {
+        let (s, b) = h.admin("POST", &trigger("web-01")).await;
+        assert_eq!(s, StatusCode::ACCEPTED, "{b}");
+    }
+    let (s, b) = h.admin("POST", &trigger("web-01")).await;
+    assert_json_error(
+        s,
+        &b,
+        StatusCode::TOO_MANY_REQUESTS,
+        "2 commands queued or running",
+    );
+    // Another agent has its own budget.
+    let (s, b) = h.admin("POST", &trigger("db-01")).await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{b}");
+
+    // The agent takes one and answers it: a slot frees up.
+    let take_and_answer = || async {
+        let take = Request::get("/api/v1/agent/command?wait=0s")
+            .header("authorization", format!("Bearer {credential}"))
+            .body(Body::empty())
+            .unwrap();
+        let (s, command) = h.send(take).await;
+        assert_eq!(s, StatusCode::OK, "{command}");
+        let answer = Request::post("/api/v1/agent/command_result")
+            .header("authorization", format!("Bearer {credential}"))
+            .header("content-type", "application/json")
+            .body(Body::from(
+                json!({"id": command["id"], "type": "NETWORK_DIAG", "payload": {"action": "netstat"}})
+                    .to_string(),
+            ))
+            .unwrap();
+        let (s, b) = h.send(answer).await;
+        assert!(s.is_success(), "{s} {b}");
+        command
+    };
+    let command = take_and_answer().await;
+    let (s, b) = h.admin("POST", &trigger("web-01")).await;
+    assert_eq!(s, StatusCode::ACCEPTED, "a slot is free again: {b}");
+    // With a slot free once more, the per-minute budget (3) is the limit.
+    take_and_answer().await;
+    let (s, b) = h.admin("POST", &trigger("web-01")).await;
+    assert_json_error(s, &b, StatusCode::TOO_MANY_REQUESTS, "in the last minute");
+
+    // Hostile input is refused and audited too.
+    let (s, b) = h
+        .admin(
+            "POST",
+            "/admin/trigger_network?hostname=web-01&action=ping&target=%24(id)",
+        )
+        .await;
+    assert_json_error(s, &b, StatusCode::BAD_REQUEST, "not a hostname or IP");
+
+    let (s, audit) = h
+        .admin("GET", &format!("/api/v1/audit?agent_id={agent_id}"))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{audit}");
+    let events: Vec<(String, String)> = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["action"].as_str().unwrap().to_owned(),
+                e["outcome"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let outcome_words: Vec<(&str, &str)> = events
+        .iter()
+        .map(|(a, o)| (a.as_str(), o.split(':').next().unwrap()))
+        .collect();
+    assert_eq!(
+        outcome_words,
+        [
+            ("command.queue", "refused"),
+            ("command.queue", "refused"),
+            ("command.done", "ok"),
+            ("command.queue", "queued"),
+            ("command.done", "ok"),
+            ("command.queue", "refused"),
+            ("command.queue", "queued"),
+            ("command.queue", "queued"),
+        ],
+        "newest first: {audit}"
+    );
+    let newest = &audit[0];
+    assert!(
+        newest["actor"].as_str().unwrap().starts_with("token:"),
+        "{newest}"
+    );
+    assert!(
+        newest["outcome"]
+            .as_str()
+            .unwrap()
+            .contains("not a hostname"),
+        "{newest}"
+    );
+    assert_eq!(newest["detail"]["type"], "NETWORK_DIAG");
+    let done = &audit[4];
+    assert_eq!(done["actor"], format!("agent:{agent_id}"));
+    assert_eq!(done["target"], command["id"]);
+    assert!(done["detail"]["requested_by"]
+        .as_str()
+        .unwrap()
+        .starts_with("token:"));
+
+    // Filters: by action prefix, and the other agent's events stay apart.
+    let (_, dones) = h.admin("GET", "/api/v1/audit?action=command.done").await;
+    assert_eq!(dones.as_array().unwrap().len(), 2);
+    let (_, other) = h
+        .admin("GET", &format!("/api/v1/audit?agent_id={other_id}"))
+        .await;
+    assert_eq!(other.as_array().unwrap().len(), 1);
+    let (s, b) = h.admin("GET", "/api/v1/audit?limit=0").await;
+    assert_json_error(s, &b, StatusCode::BAD_REQUEST, "limit");
+    let (s, b) = h.admin("GET", "/api/v1/audit?since=yesterday").await;
+    assert_json_error(s, &b, StatusCode::BAD_REQUEST, "since");
+    let req = Request::get("/api/v1/audit").body(Body::empty()).unwrap();
+    let (s, _) = h.send(req).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn expired_commands_are_audited_as_expired() {
+    let h = harness_with(|s| s.command_ttl = Duration::from_millis(1)).await;
+    h.register("web-01").await;
+    let (s, b) = h
+        .admin("POST", "/admin/trigger_disk?hostname=web-01&path=/var")
+        .await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{b}");
+    let id = b["command_id"].as_str().unwrap().to_owned();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert_eq!(h.state.commands.expire_due().await.unwrap(), 1);
+    let (_, cmd) = h.admin("GET", &format!("/api/v1/commands/{id}")).await;
+    assert_eq!(cmd["status"], "expired");
+    let (_, audit) = h.admin("GET", "/api/v1/audit?action=command.expired").await;
+    assert_eq!(audit[0]["target"], id.as_str());
+    assert_eq!(audit[0]["actor"], "system");
+    assert!(audit[0]["outcome"].as_str().unwrap().starts_with("expired"));
+}
+
 /// Waits (with a deadline) until `n` agents are long-polling.
 async fn wait_for_pollers(state: &AppState, n: usize) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
@@ -714,7 +871,7 @@ async fn a_long_polling_agent_receives_a_command_queued_later_over_tcp() {
     assert_eq!(done["status"], "done", "{done}");
     assert_eq!(done["agent_id"], agent_id.as_str());
     assert_eq!(done["result"]["target"], "127.0.0.1");
-    assert_eq!(done["requested_by"], "initial admin token");
+    assert_eq!(done["requested_by"], "token:initial admin token");
 
     // Another agent cannot answer it.
     let (_, other) = h.register("other").await;

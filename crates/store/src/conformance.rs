@@ -16,8 +16,9 @@ use serde_json::{json, Value};
 use spectra_protocol::{CommandResult, HostInfo, RawEnvelope};
 
 use crate::{
-    AgentState, ApiTokenRecord, CommandStatus, EnrollmentTokenRecord, HistoryQuery, IngestOutcome,
-    NewAgent, NewCommand, Role, Sample, Store, StoreError, UserRecord,
+    AgentState, ApiTokenRecord, AuditQuery, CommandStatus, EnrollmentTokenRecord, HistoryQuery,
+    IngestOutcome, NewAgent, NewAuditEvent, NewCommand, Role, Sample, Store, StoreError,
+    UserRecord,
 };
 
 /// Runs every conformance check, each on a store from `make_store`.
@@ -47,6 +48,7 @@ where
         list_shaped_snapshots_are_returned,
         commands_are_claimed_once_and_completed_by_their_agent,
         commands_expire,
+        audit_log_appends_and_filters,
         history_is_identical_across_maintenance,
         retention_deletes_old_data,
         delete_agent_purges_its_data,
@@ -964,13 +966,19 @@ pub async fn commands_expire(store: &dyn Store) {
             .expect("claim"),
         None
     );
+    let expired = store
+        .expire_commands(now + TimeDelta::seconds(11), Duration::from_secs(60))
+        .await
+        .expect("expire");
     assert_eq!(
-        store
-            .expire_commands(now + TimeDelta::seconds(11), Duration::from_secs(60))
-            .await
-            .expect("expire"),
-        1
+        expired
+            .iter()
+            .map(|c| (c.id.as_str(), c.status))
+            .collect::<Vec<_>>(),
+        [("old", CommandStatus::Expired)],
+        "returns what it expired, as it is now"
     );
+    assert_eq!(expired[0].requested_by, "admin");
     assert_eq!(
         store
             .get_command("old")
@@ -991,18 +999,40 @@ pub async fn commands_expire(store: &dyn Store) {
         .expect("delivered");
     let timeout = Duration::from_secs(120);
     assert_eq!(
+        store.count_open_commands("a1").await.expect("count open"),
+        1,
+        "the delivered one is open; the expired one is not"
+    );
+    assert!(store
+        .expire_commands(now + TimeDelta::seconds(60), timeout)
+        .await
+        .expect("expire")
+        .is_empty());
+    let failed = store
+        .expire_commands(now + TimeDelta::seconds(121), timeout)
+        .await
+        .expect("expire");
+    assert_eq!(
+        failed
+            .iter()
+            .map(|c| (c.id.as_str(), c.status))
+            .collect::<Vec<_>>(),
+        [("slow", CommandStatus::Failed)]
+    );
+    assert_eq!(store.count_open_commands("a1").await.expect("count"), 0);
+    assert_eq!(
         store
-            .expire_commands(now + TimeDelta::seconds(60), timeout)
+            .count_commands_since("a1", now)
             .await
-            .expect("expire"),
-        0
+            .expect("count since"),
+        2
     );
     assert_eq!(
         store
-            .expire_commands(now + TimeDelta::seconds(121), timeout)
+            .count_commands_since("a1", now + TimeDelta::seconds(1))
             .await
-            .expect("expire"),
-        1
+            .expect("count since"),
+        0
     );
     let slow = store
         .get_command("slow")
@@ -1011,6 +1041,109 @@ pub async fn commands_expire(store: &dyn Store) {
         .expect("exists");
     assert_eq!(slow.status, CommandStatus::Failed);
     assert!(slow.error.is_some(), "says why it failed");
+}
+
+pub async fn audit_log_appends_and_filters(store: &dyn Store) {
+    let t0 = Utc::now();
+    let event = |i: i64, actor: &str, action: &str, agent: Option<&str>| NewAuditEvent {
+        at: t0 + TimeDelta::seconds(i),
+        actor: actor.to_owned(),
+        action: action.to_owned(),
+        agent_id: agent.map(str::to_owned),
+        target: Some(format!("t{i}")),
+        outcome: "ok".into(),
+        source_ip: Some("127.0.0.1".into()),
+        detail: json!({"i": i}),
+    };
+    let mut ids = Vec::new();
+    for (i, (actor, action, agent)) in [
+        ("user:admin", "command.queued", Some("a1")),
+        ("user:admin", "command.done", Some("a1")),
+        ("user:ops", "command.queued", Some("a2")),
+        ("user:ops", "login.failed", None),
+        ("user:admin", "commandeer", None),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        ids.push(
+            store
+                .append_audit(event(i as i64, actor, action, agent))
+                .await
+                .expect("append"),
+        );
+    }
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "ids increase: {ids:?}");
+    let all = store
+        .list_audit(AuditQuery {
+            limit: 100,
+            ..Default::default()
+        })
+        .await
+        .expect("list");
+    assert_eq!(all.len(), 5);
+    assert_eq!(all[0].action, "commandeer", "newest first");
+    assert_eq!(all[4].detail, json!({"i": 0}));
+    assert_eq!(all[4].at, t0, "time round-trips");
+    assert_eq!(all[4].source_ip.as_deref(), Some("127.0.0.1"));
+
+    let actions = |q: AuditQuery| async move {
+        store
+            .list_audit(q)
+            .await
+            .expect("list")
+            .into_iter()
+            .map(|e| e.target.unwrap_or_default())
+            .collect::<Vec<_>>()
+    };
+    let by_agent = actions(AuditQuery {
+        agent_id: Some("a1".into()),
+        limit: 100,
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(by_agent, ["t1", "t0"]);
+    let by_prefix = actions(AuditQuery {
+        action: Some("command".into()),
+        limit: 100,
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(
+        by_prefix,
+        ["t2", "t1", "t0"],
+        "a dotted prefix, not `commandeer`"
+    );
+    let exact = actions(AuditQuery {
+        action: Some("login.failed".into()),
+        actor: Some("user:ops".into()),
+        limit: 100,
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(exact, ["t3"]);
+    let page = actions(AuditQuery {
+        before_id: Some(ids[2]),
+        limit: 1,
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(page, ["t1"]);
+    let recent = actions(AuditQuery {
+        since: Some(t0 + TimeDelta::seconds(3)),
+        limit: 100,
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(recent, ["t4", "t3"]);
+    // A LIKE wildcard in the filter is literal.
+    let none = actions(AuditQuery {
+        action: Some("comm_nd".into()),
+        limit: 100,
+        ..Default::default()
+    })
+    .await;
+    assert!(none.is_empty());
 }
 
 pub async fn history_is_identical_across_maintenance(store: &dyn Store) {

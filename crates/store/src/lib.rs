@@ -229,6 +229,57 @@ pub struct NewCommand {
     pub expires_at: DateTime<Utc>,
 }
 
+// ---------------------------------------------------------------- audit
+
+/// One audit-log entry: who did what to which agent, and how it ended.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditEvent {
+    pub id: i64,
+    pub at: DateTime<Utc>,
+    /// `user:<name>`, `token:<name>`, `agent:<id>` or `system`.
+    pub actor: String,
+    /// Dotted event name: `command.queued`, `command.done`, `login.failed`...
+    pub action: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_id: Option<String>,
+    /// What the action was about (a command id, a user name...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    /// `ok`, `denied`, `failed`, ... with the reason where there is one.
+    pub outcome: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_ip: Option<String>,
+    /// Event-specific details (the command's payload...).
+    #[serde(default)]
+    pub detail: serde_json::Value,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewAuditEvent {
+    pub at: DateTime<Utc>,
+    pub actor: String,
+    pub action: String,
+    pub agent_id: Option<String>,
+    pub target: Option<String>,
+    pub outcome: String,
+    pub source_ip: Option<String>,
+    pub detail: serde_json::Value,
+}
+
+/// Filters of [`Store::list_audit`]; `None` matches everything.
+#[derive(Debug, Clone, Default)]
+pub struct AuditQuery {
+    pub agent_id: Option<String>,
+    pub actor: Option<String>,
+    /// Matches `action` exactly or as a dotted prefix (`command` matches
+    /// `command.queued`).
+    pub action: Option<String>,
+    /// Only events with a smaller id (paging backwards).
+    pub before_id: Option<i64>,
+    pub since: Option<DateTime<Utc>>,
+    pub limit: usize,
+}
+
 /// The storage every backend provides. All methods are cancel-safe from
 /// the caller's side: a dropped future never leaves half-written state.
 #[async_trait]
@@ -308,9 +359,23 @@ pub trait Store: Send + Sync + 'static {
     async fn get_command(&self, id: &str) -> Result<Option<CommandRecord>>;
     async fn list_commands(&self, agent_id: &str, limit: usize) -> Result<Vec<CommandRecord>>;
     /// Queued commands past `expires_at` become `expired`; delivered ones
-    /// older than `delivered_timeout` become `failed` ("agent did not answer").
-    async fn expire_commands(&self, now: DateTime<Utc>, delivered_timeout: Duration)
-        -> Result<u64>;
+    /// older than `delivered_timeout` become `failed` ("agent did not
+    /// answer"). Returns the commands it changed, as they are now.
+    async fn expire_commands(
+        &self,
+        now: DateTime<Utc>,
+        delivered_timeout: Duration,
+    ) -> Result<Vec<CommandRecord>>;
+    /// Commands of the agent that are `queued` or `delivered`.
+    async fn count_open_commands(&self, agent_id: &str) -> Result<u64>;
+    /// Commands queued for the agent at or after `since` (any status).
+    async fn count_commands_since(&self, agent_id: &str, since: DateTime<Utc>) -> Result<u64>;
+
+    // -- audit log
+    /// Appends an event; returns its id (increasing).
+    async fn append_audit(&self, event: NewAuditEvent) -> Result<i64>;
+    /// Events newest first, filtered by `query`.
+    async fn list_audit(&self, query: AuditQuery) -> Result<Vec<AuditEvent>>;
 
     /// Makes everything acknowledged durable and stops background work.
     async fn close(&self) -> Result<()>;

@@ -37,6 +37,7 @@ conformance_tests!(
     list_shaped_snapshots_are_returned,
     commands_are_claimed_once_and_completed_by_their_agent,
     commands_expire,
+    audit_log_appends_and_filters,
     history_is_identical_across_maintenance,
     retention_deletes_old_data,
     delete_agent_purges_its_data,
@@ -59,7 +60,7 @@ async fn run_all_passes_on_fresh_stores() {
     .await;
     assert_eq!(
         counter.load(std::sync::atomic::Ordering::Relaxed),
-        16,
+        17,
         "every check ran"
     );
 }

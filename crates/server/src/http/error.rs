@@ -27,6 +27,8 @@ pub enum AppError {
     PayloadTooLarge(String),
     #[error("{0}")]
     UnsupportedMediaType(String),
+    #[error("{0}")]
+    TooManyRequests(String),
     #[error("the server is shutting down")]
     Unavailable,
     /// Logged with its cause; the client sees only "internal server error".
@@ -48,6 +50,7 @@ impl AppError {
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -103,6 +106,7 @@ impl From<CommandServiceError> for AppError {
             CommandServiceError::Invalid(_) => Self::BadRequest(e.to_string()),
             CommandServiceError::UnknownAgent(_) => Self::NotFound(e.to_string()),
             CommandServiceError::AgentNotActive(_) => Self::Conflict(e.to_string()),
+            CommandServiceError::Throttled(_) => Self::TooManyRequests(e.to_string()),
             CommandServiceError::Store(s) => s.into(),
         }
     }

@@ -43,6 +43,24 @@ impl FromRequestParts<AppState> for AdminAuth {
     }
 }
 
+/// The peer address of the connection, when the server was started with
+/// connect info (always, through [`super::serve`]; not in tests that call
+/// the router directly).
+pub struct ClientIp(pub Option<std::net::IpAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        Ok(Self(
+            parts
+                .extensions
+                .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+                .map(|c| c.0.ip()),
+        ))
+    }
+}
+
 /// An active agent authenticated by its credential.
 pub struct AgentAuth(pub AgentRecord);
 

@@ -65,6 +65,7 @@ pub fn app(state: AppState) -> Router {
             post(commands::create_command).get(commands::list_commands),
         )
         .route("/api/v1/commands/{id}", get(commands::get_command))
+        .route("/api/v1/audit", get(commands::list_audit))
         .fallback(|| async { AppError::NotFound("no such endpoint".into()) })
         .layer(DefaultBodyLimit::max(body_limit))
         .with_state(state)
@@ -78,7 +79,10 @@ pub async fn serve(
     state: AppState,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    axum::serve(listener, app(state))
-        .with_graceful_shutdown(shutdown.cancelled_owned())
-        .await
+    axum::serve(
+        listener,
+        app(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown.cancelled_owned())
+    .await
 }

@@ -5,6 +5,12 @@
 //! ([`KeyedNotify`]): queueing a command wakes the agent's long-poll at
 //! once, and a result (or an expiry) wakes `GET /api/v1/commands/{id}?wait=`.
 //!
+//! Limits per agent, checked before queueing: at most
+//! `max_open_per_agent` commands queued or running at once, and at most
+//! `max_per_minute` queued in any 60 s. Over either → refused
+//! ([`CommandServiceError::Throttled`], HTTP 429), audited like every other
+//! outcome (see [`super::audit`]).
+//!
 //! Delivery is at most once: the store marks a command `delivered` when it
 //! is claimed, right before the answer is written. If the client goes away
 //! between the claim and receiving the answer, the command is lost in
@@ -22,6 +28,7 @@ use spectra_store::{AgentState, CommandRecord, NewCommand, Store, StoreError};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
+use super::audit::{Actor, Audit, Entry};
 use super::stats::Counters;
 
 #[derive(Debug, thiserror::Error)]
@@ -32,6 +39,8 @@ pub enum CommandServiceError {
     UnknownAgent(String),
     #[error("agent {0} is not active (pending approval or revoked)")]
     AgentNotActive(String),
+    #[error("{0}")]
+    Throttled(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -114,6 +123,10 @@ pub struct CommandTimings {
     pub delivered_timeout: Duration,
     /// Longest agent long-poll.
     pub long_poll_max: Duration,
+    /// Commands queued or delivered at once, per agent.
+    pub max_open_per_agent: u64,
+    /// Commands queued per agent in any 60 s.
+    pub max_per_minute: u64,
 }
 
 #[derive(Clone)]
@@ -123,6 +136,11 @@ pub struct CommandService {
 
 struct Inner {
     store: Arc<dyn Store>,
+    audit: Audit,
+    /// Serialises limit checks with queueing, so two requests racing
+    /// cannot both pass the last free slot (queueing is rare: one lock is
+    /// enough on one server).
+    queue_lock: tokio::sync::Mutex<()>,
     timings: CommandTimings,
     counters: Arc<Counters>,
     agents: KeyedNotify,
@@ -139,6 +157,8 @@ impl CommandService {
     ) -> Self {
         Self {
             inner: Arc::new(Inner {
+                audit: Audit::new(store.clone()),
+                queue_lock: tokio::sync::Mutex::new(()),
                 store,
                 timings,
                 counters,
@@ -153,17 +173,79 @@ impl CommandService {
         self.inner.timings
     }
 
+    /// The audit log commands write to.
+    pub fn audit(&self) -> &Audit {
+        &self.inner.audit
+    }
+
     /// How many agents are long-polling right now.
     pub fn polling_agents(&self) -> usize {
         self.inner.agents.waiting_keys()
     }
 
-    /// Validates `request` and queues it for `agent_id`; wakes the agent.
+    /// Validates `request`, checks the agent's limits and queues it;
+    /// wakes the agent. Every outcome is audited.
     pub async fn queue(
         &self,
         agent_id: &str,
         request: &CommandRequest,
-        requested_by: &str,
+        actor: &Actor,
+    ) -> Result<CommandRecord, CommandServiceError> {
+        let result = self.try_queue(agent_id, request, actor).await;
+        let detail = serde_json::json!({
+            "type": request.command_type().as_str(),
+            "payload": request.payload(),
+        });
+        let (target, outcome) = match &result {
+            Ok(record) => (Some(record.id.as_str()), "queued".to_owned()),
+            Err(CommandServiceError::Store(e)) => (None, format!("error: {e}")),
+            Err(e) => (None, format!("refused: {e}")),
+        };
+        self.inner
+            .audit
+            .record(
+                actor,
+                Entry {
+                    action: "command.queue",
+                    agent_id: Some(agent_id),
+                    target,
+                    outcome,
+                    detail,
+                },
+            )
+            .await;
+        result
+    }
+
+    /// Audits a request refused before it reached [`Self::queue`] (a
+    /// malformed query string, an unknown hostname).
+    pub async fn audit_refusal(
+        &self,
+        actor: &Actor,
+        agent_id: Option<&str>,
+        command_type: &str,
+        reason: &str,
+    ) {
+        self.inner
+            .audit
+            .record(
+                actor,
+                Entry {
+                    action: "command.queue",
+                    agent_id,
+                    target: None,
+                    outcome: format!("refused: {reason}"),
+                    detail: serde_json::json!({ "type": command_type }),
+                },
+            )
+            .await;
+    }
+
+    async fn try_queue(
+        &self,
+        agent_id: &str,
+        request: &CommandRequest,
+        actor: &Actor,
     ) -> Result<CommandRecord, CommandServiceError> {
         request
             .validate()
@@ -177,7 +259,25 @@ impl CommandService {
         if agent.state != AgentState::Active {
             return Err(CommandServiceError::AgentNotActive(agent_id.to_owned()));
         }
+        let _guard = inner.queue_lock.lock().await;
         let now = Utc::now();
+        let open = inner.store.count_open_commands(agent_id).await?;
+        if open >= inner.timings.max_open_per_agent {
+            return Err(CommandServiceError::Throttled(format!(
+                "agent {agent_id} already has {open} commands queued or running (limit {}); wait for one to finish",
+                inner.timings.max_open_per_agent
+            )));
+        }
+        let recent = inner
+            .store
+            .count_commands_since(agent_id, now - chrono::Duration::seconds(60))
+            .await?;
+        if recent >= inner.timings.max_per_minute {
+            return Err(CommandServiceError::Throttled(format!(
+                "agent {agent_id} was sent {recent} commands in the last minute (limit {}); try again shortly",
+                inner.timings.max_per_minute
+            )));
+        }
         let ttl =
             chrono::Duration::from_std(inner.timings.ttl).unwrap_or(chrono::Duration::minutes(10));
         let record = inner
@@ -187,13 +287,13 @@ impl CommandService {
                 agent_id: agent_id.to_owned(),
                 command_type: request.command_type().as_str().to_owned(),
                 payload: request.payload(),
-                requested_by: requested_by.to_owned(),
+                requested_by: actor.name.clone(),
                 created_at: now,
                 expires_at: now + ttl,
             })
             .await?;
         inner.counters.record_command_queued();
-        tracing::info!(command_id = %record.id, agent_id, command_type = %record.command_type, requested_by, "command queued");
+        tracing::info!(command_id = %record.id, agent_id, command_type = %record.command_type, requested_by = %actor.name, "command queued");
         inner.agents.notify(agent_id);
         Ok(record)
     }
@@ -239,6 +339,7 @@ impl CommandService {
             .complete_command(agent_id, result, Utc::now())
             .await?;
         tracing::info!(command_id = %record.id, agent_id, status = ?record.status, "command completed");
+        self.audit_end(&Actor::agent(agent_id), &record).await;
         self.inner.commands.notify(&record.id);
         Ok(record)
     }
@@ -269,18 +370,58 @@ impl CommandService {
         }
     }
 
-    /// Expires overdue commands and wakes their waiters.
+    /// Expires overdue commands, audits and wakes their waiters.
     pub async fn expire_due(&self) -> Result<u64, StoreError> {
-        let n = self
+        let ended = self
             .inner
             .store
             .expire_commands(Utc::now(), self.inner.timings.delivered_timeout)
             .await?;
-        if n > 0 {
-            tracing::info!(count = n, "commands expired or timed out");
+        if !ended.is_empty() {
+            tracing::info!(count = ended.len(), "commands expired or timed out");
+            for record in &ended {
+                self.audit_end(&Actor::system(), record).await;
+            }
             self.inner.commands.notify_all();
         }
-        Ok(n)
+        Ok(ended.len() as u64)
+    }
+
+    /// Audits how a command ended (`command.done`, `command.failed`,
+    /// `command.expired`), naming who asked for it.
+    async fn audit_end(&self, actor: &Actor, record: &CommandRecord) {
+        let (action, outcome) = match record.status {
+            spectra_store::CommandStatus::Done => ("command.done", "ok".to_owned()),
+            spectra_store::CommandStatus::Failed => (
+                "command.failed",
+                format!(
+                    "failed: {}",
+                    record.error.as_deref().unwrap_or("no reason given")
+                ),
+            ),
+            spectra_store::CommandStatus::Expired => (
+                "command.expired",
+                "expired: no agent claimed it in time".to_owned(),
+            ),
+            // Not an end: nothing to audit.
+            _ => return,
+        };
+        self.inner
+            .audit
+            .record(
+                actor,
+                Entry {
+                    action,
+                    agent_id: Some(&record.agent_id),
+                    target: Some(&record.id),
+                    outcome,
+                    detail: serde_json::json!({
+                        "type": record.command_type,
+                        "requested_by": record.requested_by,
+                    }),
+                },
+            )
+            .await;
     }
 
     /// Runs [`Self::expire_due`] every `every` until `shutdown`.

@@ -8,8 +8,10 @@
 //! - [`auth`]: secrets, hashing, API-token and agent-credential checks.
 //! - [`agents`]: registration, statuses, hostname resolution.
 //! - [`stats`]: the server's own counters.
+//! - [`audit`]: the audit log.
 
 pub mod agents;
+pub mod audit;
 pub mod auth;
 pub mod commands;
 pub mod ingest;

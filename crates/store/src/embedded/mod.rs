@@ -50,9 +50,9 @@ use spectra_protocol::{metric_type, CommandResult, HostInfo, RawEnvelope};
 use tokio::sync::oneshot;
 
 use crate::{
-    AgentRecord, AgentState, ApiTokenRecord, CommandRecord, CommandStatus, EnrollmentTokenRecord,
-    HistoryQuery, IngestOutcome, MaintenanceReport, NewAgent, NewCommand, Result, Retention, Role,
-    Sample, SecretHash, Store, StoreError, UserRecord,
+    AgentRecord, AgentState, ApiTokenRecord, AuditEvent, AuditQuery, CommandRecord, CommandStatus,
+    EnrollmentTokenRecord, HistoryQuery, IngestOutcome, MaintenanceReport, NewAgent, NewAuditEvent,
+    NewCommand, Result, Retention, Role, Sample, SecretHash, Store, StoreError, UserRecord,
 };
 
 use writer::{Job, PreparedBatch, WriterCtx};
@@ -422,6 +422,7 @@ pub(crate) fn is_series_type(metric: &str) -> bool {
             | t::CLOCK
             | t::VOLTAGE
             | t::GPU
+            | t::PI_HEALTH
             | t::COLLECTOR_STATUS
     )
 }
@@ -687,6 +688,23 @@ fn query_command(conn: &Connection, id: &str) -> Result<Option<CommandRecord>> {
         .optional()
         .map_err(sql_error)?;
     row.map(decode_command).transpose()
+}
+
+/// Escapes `%` and `_` for a LIKE pattern with `ESCAPE '\'`, keeping a
+/// trailing `%` wildcard the caller added.
+fn escape_like(pattern_with_trailing_wildcard: &str) -> String {
+    let body = pattern_with_trailing_wildcard
+        .strip_suffix('%')
+        .unwrap_or(pattern_with_trailing_wildcard);
+    let mut out = String::with_capacity(body.len() + 2);
+    for c in body.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('%');
+    out
 }
 
 fn to_json_text<T: serde::Serialize>(value: &T) -> Result<String> {
@@ -1220,26 +1238,153 @@ impl Store for EmbeddedStore {
         &self,
         now: DateTime<Utc>,
         delivered_timeout: Duration,
-    ) -> Result<u64> {
+    ) -> Result<Vec<CommandRecord>> {
         let delivered_before = to_ns(now)
             .saturating_sub(i64::try_from(delivered_timeout.as_nanos()).unwrap_or(i64::MAX));
         self.write(move |ctx| {
             let tx = ctx.conn.transaction().map_err(sql_error)?;
-            let expired = tx
-                .execute(
-                    "UPDATE commands SET status = 'expired', completed_at = ?1 WHERE status = 'queued' AND expires_at <= ?1",
-                    [to_ns(now)],
-                )
-                .map_err(sql_error)?;
-            let failed = tx
-                .execute(
+            let mut rows: Vec<CommandRow> = Vec::new();
+            {
+                let expire = format!(
+                    "UPDATE commands SET status = 'expired', completed_at = ?1 \
+                     WHERE status = 'queued' AND expires_at <= ?1 RETURNING {COMMAND_COLUMNS}"
+                );
+                let mut statement = tx.prepare(&expire).map_err(sql_error)?;
+                for row in statement
+                    .query_map([to_ns(now)], read_command)
+                    .map_err(sql_error)?
+                {
+                    rows.push(row.map_err(sql_error)?);
+                }
+                let fail = format!(
                     "UPDATE commands SET status = 'failed', error = 'agent did not answer', completed_at = ?1 \
-                     WHERE status = 'delivered' AND delivered_at <= ?2",
-                    params![to_ns(now), delivered_before],
+                     WHERE status = 'delivered' AND delivered_at <= ?2 RETURNING {COMMAND_COLUMNS}"
+                );
+                let mut statement = tx.prepare(&fail).map_err(sql_error)?;
+                for row in statement
+                    .query_map(params![to_ns(now), delivered_before], read_command)
+                    .map_err(sql_error)?
+                {
+                    rows.push(row.map_err(sql_error)?);
+                }
+            }
+            tx.commit().map_err(sql_error)?;
+            rows.into_iter().map(decode_command).collect()
+        })
+        .await
+    }
+
+    async fn count_open_commands(&self, agent_id: &str) -> Result<u64> {
+        let agent_id = agent_id.to_owned();
+        self.read(move |conn| {
+            let n: i64 = conn
+                .prepare_cached(
+                    "SELECT count(*) FROM commands WHERE agent_id = ?1 AND status IN ('queued', 'delivered')",
+                )
+                .and_then(|mut s| s.query_row([agent_id], |r| r.get(0)))
+                .map_err(sql_error)?;
+            Ok(n.max(0) as u64)
+        })
+        .await
+    }
+
+    async fn count_commands_since(&self, agent_id: &str, since: DateTime<Utc>) -> Result<u64> {
+        let agent_id = agent_id.to_owned();
+        self.read(move |conn| {
+            let n: i64 = conn
+                .prepare_cached(
+                    "SELECT count(*) FROM commands WHERE agent_id = ?1 AND created_at >= ?2",
+                )
+                .and_then(|mut s| s.query_row(params![agent_id, to_ns(since)], |r| r.get(0)))
+                .map_err(sql_error)?;
+            Ok(n.max(0) as u64)
+        })
+        .await
+    }
+
+    async fn append_audit(&self, event: NewAuditEvent) -> Result<i64> {
+        let detail = to_json_text(&event.detail)?;
+        self.write(move |ctx| {
+            ctx.conn
+                .prepare_cached(
+                    "INSERT INTO audit_log (at, actor, action, agent_id, target, outcome, source_ip, detail_json) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                )
+                .and_then(|mut s| {
+                    s.execute(params![
+                        to_ns(event.at),
+                        event.actor,
+                        event.action,
+                        event.agent_id,
+                        event.target,
+                        event.outcome,
+                        event.source_ip,
+                        detail
+                    ])
+                })
+                .map_err(sql_error)?;
+            Ok(ctx.conn.last_insert_rowid())
+        })
+        .await
+    }
+
+    async fn list_audit(&self, query: AuditQuery) -> Result<Vec<AuditEvent>> {
+        self.read(move |conn| {
+            // Fixed SQL with NULL-able filters: one cached statement.
+            let action_prefix = query.action.as_ref().map(|a| format!("{a}.%"));
+            let mut statement = conn
+                .prepare_cached(
+                    "SELECT id, at, actor, action, agent_id, target, outcome, source_ip, detail_json FROM audit_log \
+                     WHERE (?1 IS NULL OR agent_id = ?1) AND (?2 IS NULL OR actor = ?2) \
+                       AND (?3 IS NULL OR action = ?3 OR action LIKE ?4 ESCAPE '\\') \
+                       AND (?5 IS NULL OR id < ?5) AND (?6 IS NULL OR at >= ?6) \
+                     ORDER BY id DESC LIMIT ?7",
                 )
                 .map_err(sql_error)?;
-            tx.commit().map_err(sql_error)?;
-            Ok((expired + failed) as u64)
+            let limit = i64::try_from(query.limit).unwrap_or(i64::MAX);
+            let rows = statement
+                .query_map(
+                    params![
+                        query.agent_id,
+                        query.actor,
+                        query.action,
+                        action_prefix.map(|p| escape_like(&p)),
+                        query.before_id,
+                        query.since.map(to_ns),
+                        limit
+                    ],
+                    |row| {
+                        Ok((
+                            row.get::<_, i64>(0)?,
+                            row.get::<_, i64>(1)?,
+                            row.get::<_, String>(2)?,
+                            row.get::<_, String>(3)?,
+                            row.get::<_, Option<String>>(4)?,
+                            row.get::<_, Option<String>>(5)?,
+                            row.get::<_, String>(6)?,
+                            row.get::<_, Option<String>>(7)?,
+                            row.get::<_, String>(8)?,
+                        ))
+                    },
+                )
+                .map_err(sql_error)?;
+            let mut events = Vec::new();
+            for row in rows {
+                let (id, at, actor, action, agent_id, target, outcome, source_ip, detail) =
+                    row.map_err(sql_error)?;
+                events.push(AuditEvent {
+                    id,
+                    at: from_ns(at),
+                    actor,
+                    action,
+                    agent_id,
+                    target,
+                    outcome,
+                    source_ip,
+                    detail: serde_json::from_str(&detail).map_err(json_error)?,
+                });
+            }
+            Ok(events)
         })
         .await
     }

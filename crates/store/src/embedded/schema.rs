@@ -160,6 +160,23 @@ const MIGRATIONS: &[&str] = &[
         value INTEGER NOT NULL
     ) WITHOUT ROWID;
     "#,
+    // 3: the audit log.
+    r#"
+    CREATE TABLE audit_log (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        at INTEGER NOT NULL,
+        actor TEXT NOT NULL,
+        action TEXT NOT NULL,
+        agent_id TEXT,
+        target TEXT,
+        outcome TEXT NOT NULL,
+        source_ip TEXT,
+        detail_json TEXT NOT NULL
+    );
+    CREATE INDEX audit_by_agent ON audit_log(agent_id, id);
+    CREATE INDEX audit_by_at ON audit_log(at);
+    CREATE INDEX commands_by_agent_created ON commands(agent_id, created_at);
+    "#,
 ];
 
 /// Brings the database up to the newest schema, in one transaction.
