@@ -84,15 +84,16 @@ fn unknown_collector_is_named_with_the_valid_ones() {
 }
 
 #[test]
-fn not_implemented_collector_fails_with_an_explicit_status_line() {
+fn unsupported_collector_fails_with_an_explicit_status_line() {
+    // This host is no Raspberry Pi (tests/pi.rs runs `pi` on Pi fixtures).
     let out = agent(&["collect", "--collector", "pi"]);
     assert!(!out.status.success(), "every requested collector failed");
     let envelopes = lines(&out);
     assert_eq!(envelopes.len(), 1);
     assert_eq!(envelopes[0].metric_type, "collector_status");
     assert_eq!(envelopes[0].data["collector"], "pi");
-    assert_eq!(envelopes[0].data["state"], "not_implemented");
-    assert!(stderr(&out).contains("pi"));
+    assert_eq!(envelopes[0].data["state"], "unsupported");
+    assert!(stderr(&out).contains("not a Raspberry Pi"));
 }
 
 #[cfg(target_os = "linux")]

@@ -115,7 +115,7 @@ async fn collects_sends_answers_commands_and_stops_cleanly() {
     let transport = Arc::new(MemoryTransport::default());
     transport.commands.lock().unwrap().push(Command {
         id: "cmd-1".into(),
-        command_type: "FETCH_LOGS".into(),
+        command_type: "LIST_MOUNTS".into(),
         payload: serde_json::Value::Null,
         created_at: Utc::now(),
         expires_at: Utc::now(),
@@ -152,10 +152,9 @@ async fn collects_sends_answers_commands_and_stops_cleanly() {
     );
     let results = transport.results.lock().unwrap();
     assert_eq!(results[0].id, "cmd-1");
-    assert_eq!(
-        results[0].error.as_deref(),
-        Some("FETCH_LOGS is not supported by this agent yet")
-    );
+    assert_eq!(results[0].error, None);
+    let mounts = results[0].payload.as_array().expect("a mount list");
+    assert!(mounts.iter().any(|m| m["mountpoint"] == "/"), "{mounts:?}");
     // Everything was sent: nothing left in the spool.
     let spool = spectra_agent::sender::Spool::open(dir.path().join("spool"), 1 << 20).unwrap();
     assert!(spool.is_empty());

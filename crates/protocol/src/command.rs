@@ -565,6 +565,9 @@ pub struct DiskUsageReport {
     /// The first unreadable entries, with the reason.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<PathError>,
+    /// Directories under `root` on another filesystem: not descended.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub skipped_mounts: Vec<String>,
 }
 
 /// An entry a scan could not read.

@@ -70,8 +70,14 @@ pub mod metric_type {
     pub const CLOCK: &str = "clock";
     pub const VOLTAGE: &str = "voltage";
     pub const GPU: &str = "gpu";
+    pub const PI_HEALTH: &str = "pi_health";
     pub const COLLECTOR_STATUS: &str = "collector_status";
     pub const AGENT: &str = "agent";
+    /// One workload of a `container_list`, as a per-entity series: never
+    /// sent by agents, derived by the server at ingest so each container,
+    /// LXC or VM has its own history (entity `workload` =
+    /// `<source>/<id>`).
+    pub const WORKLOAD: &str = "workload";
 
     /// Types whose payload is one list snapshot (stored as snapshots, not series).
     pub const LIST_SHAPED: &[&str] = &[
@@ -92,6 +98,7 @@ pub mod metric_type {
             TEMPERATURE => Some("sensor"),
             WIFI => Some("interface"),
             COLLECTOR_STATUS => Some("collector"),
+            WORKLOAD => Some("workload"),
             _ => None,
         }
     }
@@ -119,6 +126,7 @@ pub enum MetricData {
     Clock(ClockMetric),
     Voltage(VoltageMetric),
     Gpu(GpuMetric),
+    PiHealth(PiHealthMetric),
     CollectorStatus(CollectorStatus),
     Agent(AgentMetric),
     /// A type this version does not know: kept as JSON, never rejected.
@@ -148,6 +156,7 @@ impl MetricData {
             Self::Clock(_) => t::CLOCK,
             Self::Voltage(_) => t::VOLTAGE,
             Self::Gpu(_) => t::GPU,
+            Self::PiHealth(_) => t::PI_HEALTH,
             Self::CollectorStatus(_) => t::COLLECTOR_STATUS,
             Self::Agent(_) => t::AGENT,
             Self::Other(_) => "other",
@@ -179,6 +188,7 @@ impl MetricData {
             t::CLOCK => Self::Clock(v(value)?),
             t::VOLTAGE => Self::Voltage(v(value)?),
             t::GPU => Self::Gpu(v(value)?),
+            t::PI_HEALTH => Self::PiHealth(v(value)?),
             t::COLLECTOR_STATUS => Self::CollectorStatus(v(value)?),
             t::AGENT => Self::Agent(v(value)?),
             _ => Self::Other(value),
@@ -213,6 +223,7 @@ impl MetricData {
             t::CLOCK => ClockMetric::deserialize(value).map(drop),
             t::VOLTAGE => VoltageMetric::deserialize(value).map(drop),
             t::GPU => GpuMetric::deserialize(value).map(drop),
+            t::PI_HEALTH => PiHealthMetric::deserialize(value).map(drop),
             t::COLLECTOR_STATUS => CollectorStatus::deserialize(value).map(drop),
             t::AGENT => AgentMetric::deserialize(value).map(drop),
             _ => Ok(()),

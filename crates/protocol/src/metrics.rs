@@ -292,6 +292,34 @@ pub struct Workload {
     pub restarts: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub uptime_seconds: Option<u64>,
+    /// The runtime's own one-line status (Docker's `Up 2 hours (healthy)`,
+    /// Proxmox's `qmpstatus` such as `paused`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+    /// Why some of the required numbers (`cpu_percent`, `memory_bytes`,
+    /// `net_rx_bytes`, `net_tx_bytes`) could not be measured this time (a
+    /// stats request that timed out, a container on the host's network
+    /// with no counters of its own). Those numbers are the wire contract
+    /// and cannot be left out, so they are 0 and mean "unknown" exactly when
+    /// this marker is present; without it, a 0 is a measured 0. A stopped
+    /// workload has no marker: its 0 is real.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stats_error: Option<String>,
+    /// Bytes read from block devices since the workload started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub block_read_bytes: Option<u64>,
+    /// Bytes written to block devices since the workload started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub block_write_bytes: Option<u64>,
+    /// Disk space used (Proxmox guests' root disk).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disk_bytes: Option<u64>,
+    /// Disk space allocated (Proxmox `maxdisk`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disk_limit: Option<u64>,
+    /// The cluster node running the guest (Proxmox).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
 }
 
 /// `application_list`.
@@ -338,13 +366,20 @@ pub struct ThrottleMetric {
     pub freq_cap_occurred: bool,
     pub throttled_occurred: bool,
     pub soft_temp_occurred: bool,
+    /// The firmware's whole throttle word (`0x50005` → 327685), bits beyond
+    /// the eight above included, so a newer firmware's flags are not lost.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub throttled_raw: Option<u32>,
 }
 
 /// `clock` (Raspberry Pi).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ClockMetric {
     pub arm_freq_hz: u64,
-    pub core_freq_hz: u64,
+    /// Absent when only the kernel's cpufreq could be read (no `vcgencmd`):
+    /// the VideoCore clock has no sysfs file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub core_freq_hz: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gpu_freq_hz: Option<u64>,
 }
@@ -367,6 +402,85 @@ pub struct GpuMetric {
     pub gpu_mem_total: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gpu_mem_used: Option<u64>,
+    /// The ARM's share of the memory split (`vcgencmd get_mem arm`), bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arm_mem_total: Option<u64>,
+}
+
+/// `pi_health` (Raspberry Pi): the board's identity and the health
+/// readings that have no Appendix A type: SoC temperature, the Pi 5 PMIC's
+/// rails, SD/eMMC wear, and which readings this host cannot give.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PiHealthMetric {
+    /// The device-tree model, e.g. `Raspberry Pi 4 Model B Rev 1.4`.
+    pub model: String,
+    /// The board revision code in hex (`c03114`), which encodes memory
+    /// size, maker and SoC.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision: Option<String>,
+    /// °C
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub soc_temp_c: Option<f64>,
+    /// `vcgencmd` when the firmware answered, `sysfs` when only the
+    /// kernel's files could be read.
+    pub source: String,
+    /// Pi 5 PMIC rails (`vcgencmd pmic_read_adc`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pmic: Vec<PmicRail>,
+    /// Sum of `pmic[].watts`: the SoC and memory rails, not the whole board
+    /// (USB and HAT power on 5 V is not measured by the PMIC).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pmic_watts: Option<f64>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub storage: Vec<PiStorage>,
+    /// Readings this host cannot give, with the reason, e.g.
+    /// `voltage: vcgencmd not found on PATH`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unavailable: Vec<String>,
+}
+
+/// One PMIC rail inside [`PiHealthMetric`].
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PmicRail {
+    /// The PMIC's rail name without its `_A`/`_V` suffix, e.g. `VDD_CORE`.
+    pub rail: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub volts: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub amps: Option<f64>,
+    /// `volts * amps` when both are measured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub watts: Option<f64>,
+}
+
+/// One SD card or eMMC inside [`PiHealthMetric`], from the kernel's mmc
+/// sysfs attributes.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PiStorage {
+    /// The block device (`mmcblk0`), or the mmc card id (`mmc0:aaaa`)
+    /// when it has none.
+    pub device: String,
+    /// `sd` or `emmc`.
+    pub kind: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manfid: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oemid: Option<String>,
+    /// Manufacturing date as the card reports it (`MM/YYYY`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub date: Option<String>,
+    /// eMMC (JEDEC EXT_CSD) device life time estimate, type A and B: band
+    /// 1 = 0-10 % of the rated life used, ... 10 = 90-100 %, 11 = beyond.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub life_time_a: Option<u8>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub life_time_b: Option<u8>,
+    /// eMMC pre-end-of-life: 1 normal, 2 warning (80 % of reserved blocks
+    /// used), 3 urgent (90 %).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pre_eol_info: Option<u8>,
 }
 
 /// `agent`: the agent's own cost and health, one envelope per sample. The

@@ -271,11 +271,50 @@ fn throttle_and_workload_match_golden() {
         health: None,
         restarts: None,
         uptime_seconds: None,
+        status: None,
+        stats_error: None,
+        block_read_bytes: None,
+        block_write_bytes: None,
+        disk_bytes: None,
+        disk_limit: None,
+        node: None,
     };
     assert_golden(
         &w,
         r#"{"id":"abc","name":"db","image":"postgres:16","state":"running","source":"docker","kind":"container","cpu_percent":1.5,"memory_bytes":10,"memory_limit":20,"net_rx_bytes":1,"net_tx_bytes":2}"#,
     );
+}
+
+#[test]
+fn workload_with_optional_fields_matches_golden_and_round_trips() {
+    let w = Workload {
+        id: "101".into(),
+        name: "ct-web".into(),
+        image: String::new(),
+        state: "running".into(),
+        source: WorkloadSource::Proxmox,
+        kind: WorkloadKind::Lxc,
+        cpu_percent: 0.0,
+        cpu_limit_cores: Some(2.0),
+        memory_bytes: 0,
+        memory_limit: Some(1024),
+        net_rx_bytes: 0,
+        net_tx_bytes: 0,
+        health: None,
+        restarts: Some(3),
+        uptime_seconds: Some(60),
+        status: Some("running".into()),
+        stats_error: Some("timed out".into()),
+        block_read_bytes: Some(5),
+        block_write_bytes: Some(6),
+        disk_bytes: Some(7),
+        disk_limit: Some(8),
+        node: Some("pve1".into()),
+    };
+    let golden = r#"{"id":"101","name":"ct-web","image":"","state":"running","source":"proxmox","kind":"lxc","cpu_percent":0.0,"cpu_limit_cores":2.0,"memory_bytes":0,"memory_limit":1024,"net_rx_bytes":0,"net_tx_bytes":0,"restarts":3,"uptime_seconds":60,"status":"running","stats_error":"timed out","block_read_bytes":5,"block_write_bytes":6,"disk_bytes":7,"disk_limit":8,"node":"pve1"}"#;
+    assert_golden(&w, golden);
+    let back: Workload = serde_json::from_str(golden).unwrap();
+    assert_eq!(back, w);
 }
 
 #[test]
@@ -330,4 +369,76 @@ fn agent_envelope_matches_golden_and_round_trips() {
         MetricData::Agent(a) => assert_eq!((a.rss_bytes, a.cpu_pct), (None, None)),
         other => panic!("decoded as {other:?}"),
     }
+}
+
+#[test]
+fn pi_payloads_match_golden_and_leave_absent_readings_out() {
+    let health = Envelope::new(
+        ts(),
+        "pi5",
+        MetricData::PiHealth(PiHealthMetric {
+            model: "Raspberry Pi 5 Model B Rev 1.0".into(),
+            revision: Some("d04170".into()),
+            soc_temp_c: Some(51.6),
+            source: "vcgencmd".into(),
+            pmic: vec![
+                PmicRail {
+                    rail: "VDD_CORE".into(),
+                    volts: Some(0.8),
+                    amps: Some(2.5),
+                    watts: Some(2.0),
+                },
+                PmicRail {
+                    rail: "EXT5V".into(),
+                    volts: Some(5.1),
+                    amps: None,
+                    watts: None,
+                },
+            ],
+            pmic_watts: Some(2.0),
+            storage: vec![PiStorage {
+                device: "mmcblk0".into(),
+                kind: "emmc".into(),
+                name: Some("BJTD4R".into()),
+                life_time_a: Some(1),
+                life_time_b: Some(2),
+                pre_eol_info: Some(1),
+                ..Default::default()
+            }],
+            unavailable: vec!["voltage sdram_c: not on this board".into()],
+        }),
+    );
+    let golden = r#"{"type":"pi_health","timestamp":"2026-11-25T10:00:05Z","hostname":"pi5","data":{"model":"Raspberry Pi 5 Model B Rev 1.0","revision":"d04170","soc_temp_c":51.6,"source":"vcgencmd","pmic":[{"rail":"VDD_CORE","volts":0.8,"amps":2.5,"watts":2.0},{"rail":"EXT5V","volts":5.1}],"pmic_watts":2.0,"storage":[{"device":"mmcblk0","kind":"emmc","name":"BJTD4R","life_time_a":1,"life_time_b":2,"pre_eol_info":1}],"unavailable":["voltage sdram_c: not on this board"]}}"#;
+    assert_golden(&health, golden);
+    let raw: RawEnvelope = serde_json::from_str(golden).unwrap();
+    assert!(MetricData::validate_value(&raw.metric_type, &raw.data).is_ok());
+    assert_eq!(raw.into_typed().unwrap(), health);
+
+    // A sysfs-only Pi knows its ARM clock but not the VideoCore's.
+    let clock = ClockMetric {
+        arm_freq_hz: 1_500_000_000,
+        core_freq_hz: None,
+        gpu_freq_hz: None,
+    };
+    assert_golden(&clock, r#"{"arm_freq_hz":1500000000}"#);
+    let throttle = ThrottleMetric {
+        undervoltage: true,
+        throttled_raw: Some(0x50005),
+        ..Default::default()
+    };
+    assert_golden(
+        &throttle,
+        r#"{"undervoltage":true,"arm_freq_capped":false,"throttled":false,"soft_temp_limit":false,"undervoltage_occurred":false,"freq_cap_occurred":false,"throttled_occurred":false,"soft_temp_occurred":false,"throttled_raw":327685}"#,
+    );
+    let gpu = GpuMetric {
+        gpu_mem_total: 76 << 20,
+        gpu_mem_used: None,
+        arm_mem_total: Some(948 << 20),
+    };
+    assert_golden(
+        &gpu,
+        r#"{"gpu_mem_total":79691776,"arm_mem_total":994050048}"#,
+    );
+    // pi_health without its model is malformed, not an unknown type.
+    assert!(MetricData::validate_value("pi_health", &json!({"source": "sysfs"})).is_err());
 }

@@ -307,6 +307,70 @@ async fn ingested_batch_is_returned_by_history_and_latest() {
 }
 
 #[tokio::test]
+async fn each_workload_of_a_container_list_gets_its_own_history() {
+    let h = harness().await;
+    let (agent_id, credential) = h.register("docker-01").await;
+    let t0 = chrono::Utc::now() - chrono::Duration::seconds(120);
+    for (i, (state, health, cpu)) in [("running", "healthy", 5.0), ("exited", "unhealthy", 0.0)]
+        .into_iter()
+        .enumerate()
+    {
+        let ts = (t0 + chrono::Duration::seconds(60 * i as i64)).to_rfc3339();
+        let batch = json!([{"type": "container_list", "timestamp": ts, "hostname": "docker-01", "data": {"containers": [
+            {"id": "abc123", "name": "web", "image": "nginx:1.27", "state": state, "source": "docker", "kind": "container", "cpu_percent": cpu, "memory_bytes": 1000, "net_rx_bytes": 10, "net_tx_bytes": 20, "health": health, "restarts": i},
+            {"id": "101", "name": "db", "image": "", "state": "running", "source": "proxmox", "kind": "lxc", "cpu_percent": 1.5, "memory_bytes": 2000, "net_rx_bytes": 0, "net_tx_bytes": 0}
+        ]}}]);
+        let (s, b) = h
+            .ingest(
+                &credential,
+                &format!("w-{i}"),
+                None,
+                batch.to_string().into_bytes(),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{b}");
+    }
+    let (s, body) = h
+        .admin(
+            "GET",
+            &format!("/api/v1/agents/{agent_id}/metrics/workload?range=1h"),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    let web: Vec<&Value> = body["samples"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|x| x["data"]["workload"] == "docker/abc123")
+        .collect();
+    assert_eq!(web.len(), 2, "{body}");
+    assert_eq!(web[0]["data"]["running"], 1);
+    assert_eq!(web[0]["data"]["healthy"], 1);
+    assert_eq!(web[1]["data"]["state"], "exited");
+    assert_eq!(
+        web[1]["data"]["running"], 0,
+        "a stop is visible as a number"
+    );
+    assert_eq!(web[1]["data"]["healthy"], 0);
+    assert_eq!(web[1]["data"]["restarts"], 1);
+    // The list itself is still there, whole.
+    let (_, lists) = h
+        .admin(
+            "GET",
+            &format!("/api/v1/agents/{agent_id}/metrics/container_list?range=1h"),
+        )
+        .await;
+    assert_eq!(lists["samples"].as_array().unwrap().len(), 2, "{lists}");
+    let latest = h.latest_types(&agent_id).await;
+    let workloads: Vec<&str> = latest
+        .iter()
+        .filter(|e| e["type"] == "workload")
+        .map(|e| e["data"]["workload"].as_str().unwrap())
+        .collect();
+    assert_eq!(workloads.len(), 2, "{latest:?}");
+}
+
+#[tokio::test]
 async fn zstd_and_query_batch_id_are_accepted() {
     let h = harness().await;
     let (_, credential) = h.register("web-01").await;

@@ -244,10 +244,13 @@ impl IngestService {
         let limits = self.limits;
         // Decompressing up to 64 MiB and parsing it is CPU work: keep it off
         // the async worker threads.
-        let envelopes =
-            tokio::task::spawn_blocking(move || decode_batch(encoding, body.as_ref(), limits))
-                .await
-                .map_err(|e| IngestError::Internal(format!("decode task failed: {e}")))??;
+        let envelopes = tokio::task::spawn_blocking(move || {
+            let mut envelopes = decode_batch(encoding, body.as_ref(), limits)?;
+            super::workloads::add_workload_series(&mut envelopes);
+            Ok::<_, IngestError>(envelopes)
+        })
+        .await
+        .map_err(|e| IngestError::Internal(format!("decode task failed: {e}")))??;
         let now = Utc::now();
         let outcome = if envelopes.is_empty() {
             // Nothing to store; not worth a commit.

@@ -9,6 +9,7 @@
 //! - [`agents`]: registration, statuses, hostname resolution.
 //! - [`stats`]: the server's own counters.
 //! - [`audit`]: the audit log.
+//! - [`workloads`]: per-workload series derived from `container_list`.
 
 pub mod agents;
 pub mod audit;
@@ -16,3 +17,4 @@ pub mod auth;
 pub mod commands;
 pub mod ingest;
 pub mod stats;
+pub mod workloads;

@@ -424,6 +424,7 @@ pub(crate) fn is_series_type(metric: &str) -> bool {
             | t::GPU
             | t::PI_HEALTH
             | t::COLLECTOR_STATUS
+            | t::WORKLOAD
     )
 }
 

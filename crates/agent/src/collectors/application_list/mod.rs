@@ -38,10 +38,17 @@
 //! - `snap`: `<rootfs>/snap/<name>/current` (a link to the revision),
 //!   `meta/snap.yaml` `version:` read by a small line parser. The publisher
 //!   is only in snapd's large `state.json`, so vendor is empty.
-//! - `rpm`: TODO. Modern rpm keeps its database in SQLite
-//!   (`rpmdb.sqlite`) holding binary header blobs; older ones in Berkeley
-//!   DB (`Packages`) or ndb (`Packages.db`). Not read in this version: a
-//!   found rpm database is logged (warn) and skipped.
+//! - `rpm`: the database is binary header blobs in SQLite (`rpmdb.sqlite`,
+//!   rpm ≥ 4.16), Berkeley DB (`Packages`) or ndb (`Packages.db`), so rpm
+//!   itself reads it: when a database is under the root and `rpm` is on
+//!   `PATH`, `rpm -qa --queryformat` [`RPM_QUERY_FORMAT`] (with
+//!   `--root <rootfs>` when the root is not `/`), bounded in time and
+//!   output, parsed by [`parse_rpm_query`]. Version is
+//!   `[epoch:]version-release`; vendor `%{VENDOR}` (`(none)` → empty);
+//!   `gpg-pubkey` entries (imported signing keys, not software) are left
+//!   out; a name installed for two architectures (multilib) is listed as
+//!   `name.arch`, as rpm names them. A database without an `rpm` binary to
+//!   read it is logged (warn) and skipped.
 //!
 //! No database at all → `CollectError::Unsupported("no package database
 //! found")`.
@@ -58,7 +65,9 @@ pub use unsupported::ApplicationListCollector;
 
 use spectra_protocol::{Application, ApplicationListMetric};
 
-use super::{Collector, HostRoots};
+use std::collections::{HashMap, HashSet};
+
+use super::{Collector, HostRoots, ParseError};
 
 /// The `application_list` collector for this platform.
 pub fn new_collector(roots: &HostRoots) -> Box<dyn Collector> {
@@ -196,6 +205,66 @@ pub fn parse_dpkg_status(text: &str) -> Vec<Application> {
             application(name, s.version, vendor, "dpkg")
         })
         .collect()
+}
+
+/// rpm's query format: name, `[epoch:]version-release`, arch and vendor,
+/// separated by the ASCII unit separator (0x1f, which no header field
+/// holds; passed to rpm as the literal byte), one package per line.
+pub const RPM_QUERY_FORMAT: &str =
+    "%{NAME}\x1f%|EPOCH?{%{EPOCH}:}|%{VERSION}-%{RELEASE}\x1f%{ARCH}\x1f%{VENDOR}\n";
+
+/// Parses `rpm -qa --queryformat` [`RPM_QUERY_FORMAT`] output:
+///
+/// ```text
+/// bash\x1f5.1.8-9.el9\x1fx86_64\x1fRocky Enterprise Software Foundation
+/// ```
+///
+/// A line without its four fields is an error naming the line: the format
+/// was not applied and the list would be wrong.
+pub fn parse_rpm_query(text: &str) -> Result<Vec<Application>, ParseError> {
+    const WHAT: &str = "rpm -qa --queryformat";
+    let mut rows = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        if line.is_empty() {
+            continue;
+        }
+        let fields: Vec<&str> = line.split('\x1f').collect();
+        let [name, version, arch, vendor] = fields[..] else {
+            return Err(ParseError::new(
+                WHAT,
+                format!("line {}: {} fields, want 4: {line:?}", n + 1, fields.len()),
+            ));
+        };
+        if name.is_empty() || version.is_empty() {
+            return Err(ParseError::new(
+                WHAT,
+                format!("line {}: empty name or version", n + 1),
+            ));
+        }
+        if name == "gpg-pubkey" {
+            continue;
+        }
+        let vendor = if vendor == "(none)" { "" } else { vendor };
+        rows.push((name, version, arch, vendor));
+    }
+    // Names installed for more than one architecture.
+    let mut first_arch: HashMap<&str, &str> = HashMap::new();
+    let mut multilib: HashSet<&str> = HashSet::new();
+    for &(name, _, arch, _) in &rows {
+        if *first_arch.entry(name).or_insert(arch) != arch {
+            multilib.insert(name);
+        }
+    }
+    let mut out = Vec::with_capacity(rows.len());
+    for &(name, version, arch, vendor) in &rows {
+        let name = if multilib.contains(name) {
+            format!("{name}.{arch}")
+        } else {
+            name.to_owned()
+        };
+        out.push(application(name, version, vendor, "rpm"));
+    }
+    Ok(out)
 }
 
 /// Parses apk's `installed` database: records of `X:value` lines separated
@@ -448,5 +517,37 @@ Version: 1
 </releases></component>"#;
         assert_eq!(parse_metainfo_release_version(xml), Some("126.0"));
         assert_eq!(parse_metainfo_release_version("<releases/>"), None);
+    }
+
+    #[test]
+    fn parses_a_rocky9_rpm_listing() {
+        let apps = parse_rpm_query(&test_fixture("packages/rocky9-rpm-qa.txt")).unwrap();
+        assert_eq!(apps.len(), 10, "two gpg-pubkey entries left out: {apps:?}");
+        assert_eq!(
+            apps[2],
+            Application {
+                name: "openssl".into(),
+                version: "1:3.0.7-27.el9".into(),
+                vendor: "Rocky Enterprise Software Foundation".into(),
+                source: Some("rpm".into()),
+            }
+        );
+        // Multilib: one name, two arches, told apart.
+        assert_eq!(apps[1].name, "glibc.x86_64");
+        assert_eq!(apps[3].name, "glibc.i686");
+        // Two kernels of one arch keep their plain name.
+        assert_eq!(apps.iter().filter(|a| a.name == "kernel-core").count(), 2);
+        // `(none)` is no vendor.
+        assert_eq!(apps[9].name, "spectra-agent");
+        assert_eq!(apps[9].vendor, "");
+    }
+
+    #[test]
+    fn rpm_lines_without_four_fields_are_an_error_naming_the_line() {
+        let err = parse_rpm_query("bash\x1f5.1.8-9.el9\x1fx86_64\x1fRocky\nzsh-5.8-9.el9.x86_64\n")
+            .unwrap_err();
+        assert!(err.message.starts_with("line 2: 1 fields"), "{err}");
+        assert!(parse_rpm_query("\x1f1.0-1\x1fx86_64\x1f\n").is_err());
+        assert!(parse_rpm_query("").unwrap().is_empty());
     }
 }

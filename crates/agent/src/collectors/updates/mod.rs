@@ -38,6 +38,11 @@ mod unsupported;
 
 #[cfg(target_os = "linux")]
 pub use linux::UpdatesCollector;
+/// The `PATH` lookup and the bounded child runner, shared with other
+/// collectors that run a tool (`container_list`'s `pvesh`, `pi`'s
+/// `vcgencmd`).
+#[cfg(target_os = "linux")]
+pub(crate) use linux::{find_on_path, run_bounded};
 #[cfg(not(target_os = "linux"))]
 pub use unsupported::UpdatesCollector;
 

@@ -1,19 +1,29 @@
-//! `wifi` collector: signal and link quality of each wireless interface.
+//! `wifi` collector: SSID, signal, link quality, frequency and bitrate of
+//! each wireless interface.
 //!
 //! - This file: the pure parts. [`parse_proc_net_wireless`] reads
 //!   `/proc/net/wireless`; [`compute_link_quality_pct`] scales the link
 //!   quality; [`compute_wifi_metrics`] joins the wireless interfaces found
-//!   in sysfs with that file's lines.
+//!   in sysfs, that file's lines and what nl80211 said.
+//! - `nl80211.rs`: nl80211 (generic netlink) requests and the pure parsers
+//!   of their replies, tested on byte fixtures.
+//! - `netlink.rs` (Linux): the netlink socket that carries them.
 //! - `linux.rs`: [`WifiCollector`], listing wireless interfaces in
-//!   `<sysfs>/class/net/<if>/{phy80211,wireless}` and reading
-//!   `<procfs>/net/wireless`; `unsupported.rs`: everything else.
+//!   `<sysfs>/class/net/<if>/{phy80211,wireless}`, asking nl80211 and
+//!   reading `<procfs>/net/wireless`; `unsupported.rs`: everything else.
 //!
-//! SSID, frequency and bitrate exist only over nl80211 (generic netlink),
-//! which this agent does not speak yet: those fields are `None`, never
-//! guessed. `/proc/net/wireless` gives the signal level and link quality.
+//! SSID, frequency and bitrate exist only over nl80211
+//! (`NL80211_CMD_GET_INTERFACE`, `NL80211_CMD_GET_STATION`): on a kernel
+//! without it (no cfg80211) those fields are `None`, never guessed, and
+//! `/proc/net/wireless` still gives the signal level and link quality.
+//! nl80211 answers for the agent's network namespace (netlink has no host
+//! root to point at): an agent in a container needs the host's network.
 
 #[cfg(target_os = "linux")]
 mod linux;
+#[cfg(target_os = "linux")]
+pub mod netlink;
+pub mod nl80211;
 #[cfg(not(target_os = "linux"))]
 mod unsupported;
 
@@ -24,6 +34,7 @@ pub use unsupported::WifiCollector;
 
 use spectra_protocol::WifiMetric;
 
+use self::nl80211::Nl80211Link;
 use super::cpu::round_pct;
 use super::{skip_two_line_header, Collector, HostRoots, ParseError};
 
@@ -129,12 +140,23 @@ pub struct WirelessInterface {
     pub is_cfg80211: bool,
 }
 
-/// One [`WifiMetric`] per wireless interface: every interface sysfs lists,
-/// plus any `/proc/net/wireless` names that sysfs did not (a wireless
-/// line is proof enough). Sorted by interface name.
+/// cfg80211's own link quality for a signal (what it prints in
+/// `/proc/net/wireless`, see [`CFG80211_LINK_QUALITY_MAX`]): the signal
+/// clamped to -110..-40 dBm, plus 110.
+pub fn cfg80211_link_quality(signal_dbm: f64) -> f64 {
+    signal_dbm.clamp(-110.0, -40.0) + 110.0
+}
+
+/// One [`WifiMetric`] per wireless interface: every interface sysfs or
+/// nl80211 lists, plus any `/proc/net/wireless` names that neither did (a
+/// wireless line is proof enough). nl80211 gives SSID, frequency and TX
+/// bitrate, and its station signal is preferred (it is what `iw` shows;
+/// `/proc` has the same value through cfg80211's wext compatibility).
+/// Sorted by interface name.
 pub fn compute_wifi_metrics(
     interfaces: &[WirelessInterface],
     entries: &[WirelessEntry],
+    links: &[Nl80211Link],
 ) -> Vec<WifiMetric> {
     let mut out: Vec<WifiMetric> = Vec::with_capacity(interfaces.len().max(entries.len()));
     let mut add = |name: &str, is_cfg80211: bool| {
@@ -142,23 +164,35 @@ pub fn compute_wifi_metrics(
             return;
         }
         let entry = entries.iter().find(|e| e.interface == name);
+        let link = links.iter().find(|l| l.interface.name == name);
+        let station = link.and_then(|l| l.station);
+        let nl_signal = station.and_then(|s| s.signal_dbm).map(f64::from);
         let link_quality = entry
             .and_then(|e| e.link)
+            .or_else(|| nl_signal.map(cfg80211_link_quality))
             .filter(|_| is_cfg80211)
-            .and_then(|link| compute_link_quality_pct(link, CFG80211_LINK_QUALITY_MAX));
+            .and_then(|q| compute_link_quality_pct(q, CFG80211_LINK_QUALITY_MAX));
         out.push(WifiMetric {
             interface: name.to_owned(),
-            signal_dbm: entry.and_then(|e| e.level_dbm),
+            signal_dbm: nl_signal.or_else(|| entry.and_then(|e| e.level_dbm)),
             link_quality,
-            // Need nl80211 (NL80211_CMD_GET_INTERFACE / GET_STATION), which
-            // this agent does not implement yet: unknown, not guessed.
-            ssid: None,
-            frequency_ghz: None,
-            bitrate_mbps: None,
+            ssid: link
+                .and_then(|l| l.interface.ssid.as_deref())
+                .map(nl80211::format_ssid),
+            frequency_ghz: link
+                .and_then(|l| l.interface.frequency_mhz)
+                .map(|mhz| f64::from(mhz) / 1000.0),
+            bitrate_mbps: station
+                .and_then(|s| s.tx_bitrate_100kbps)
+                .map(|r| f64::from(r) / 10.0),
         });
     };
     for iface in interfaces {
         add(&iface.name, iface.is_cfg80211);
+    }
+    for link in links {
+        // nl80211 speaks only for cfg80211 drivers.
+        add(&link.interface.name, true);
     }
     for entry in entries {
         // Not in sysfs: the driver is unknown, so is its quality scale.
@@ -259,7 +293,7 @@ mod tests {
                 is_cfg80211: true,
             },
         ];
-        let m = compute_wifi_metrics(&interfaces, &entries);
+        let m = compute_wifi_metrics(&interfaces, &entries, &[]);
         assert_eq!(m.len(), 2);
         assert_eq!(m[0].interface, "wlp0s20f3");
         assert_eq!(m[0].signal_dbm, Some(-38.0));
@@ -273,12 +307,66 @@ mod tests {
         assert_eq!(m[1].link_quality, None);
     }
 
+    /// The byte fixtures of `nl80211.rs`, parsed as the collector does.
+    fn laptop_links() -> Vec<Nl80211Link> {
+        use nl80211::fixtures::*;
+        use nl80211::*;
+        let dump = [laptop_interface(1), idle_dongle_interface(1), done(1)].concat();
+        let station = laptop_station(2);
+        let station = parse_station(parse_messages(&station).unwrap()[0].payload).unwrap();
+        parse_messages(&dump)
+            .unwrap()
+            .iter()
+            .filter(|m| m.msg_type != NLMSG_DONE)
+            .map(|m| {
+                let interface = parse_interface(m.payload).unwrap();
+                let station = interface.ssid.is_some().then_some(station);
+                Nl80211Link { interface, station }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn nl80211_adds_ssid_frequency_and_bitrate_to_the_proc_values() {
+        let entries =
+            parse_proc_net_wireless(&fixture("linux/laptop-iwlwifi/net-wireless")).unwrap();
+        let m = compute_wifi_metrics(&[], &entries, &laptop_links());
+        assert_eq!(
+            m,
+            [
+                WifiMetric {
+                    interface: "wlp0s20f3".into(),
+                    ssid: Some("HomeNet".into()),
+                    signal_dbm: Some(-38.0),
+                    link_quality: Some(100.0),
+                    frequency_ghz: Some(5.18),
+                    bitrate_mbps: Some(866.7),
+                },
+                WifiMetric {
+                    interface: "wlp4s0u1".into(),
+                    ..WifiMetric::default()
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn nl80211_alone_gives_signal_and_cfg80211_quality() {
+        // A kernel without CONFIG_WEXT_PROC: no /proc/net/wireless.
+        let m = compute_wifi_metrics(&[], &[], &laptop_links());
+        assert_eq!(m[0].signal_dbm, Some(-38.0));
+        // -38 dBm is past cfg80211's -40 dBm ceiling: 70 of 70.
+        assert_eq!(m[0].link_quality, Some(100.0));
+        assert_eq!(cfg80211_link_quality(-75.0), 35.0);
+        assert_eq!(cfg80211_link_quality(-120.0), 0.0);
+    }
+
     #[test]
     fn quality_needs_a_known_scale_and_proc_only_interfaces_are_kept() {
         let entries =
             parse_proc_net_wireless(&fixture("linux/raspberrypi4-aarch64/net-wireless")).unwrap();
         // wlan0 not in sysfs: signal from /proc, quality scale unknown.
-        let m = compute_wifi_metrics(&[], &entries);
+        let m = compute_wifi_metrics(&[], &entries, &[]);
         assert_eq!(m.len(), 1);
         assert_eq!(m[0].signal_dbm, Some(-63.0));
         assert_eq!(m[0].link_quality, None);
@@ -287,11 +375,11 @@ mod tests {
             name: "wlan0".to_owned(),
             is_cfg80211: true,
         }];
-        let m = compute_wifi_metrics(&cfg, &entries);
+        let m = compute_wifi_metrics(&cfg, &entries, &[]);
         assert_eq!(m.len(), 1, "listed once though found twice");
         assert_eq!(m[0].link_quality, Some(67.14));
         // A sysfs interface without a /proc line: listed, values unknown.
-        assert_eq!(compute_wifi_metrics(&cfg, &[])[0].signal_dbm, None);
-        assert!(compute_wifi_metrics(&[], &[]).is_empty());
+        assert_eq!(compute_wifi_metrics(&cfg, &[], &[])[0].signal_dbm, None);
+        assert!(compute_wifi_metrics(&[], &[], &[]).is_empty());
     }
 }
