@@ -606,10 +606,16 @@ fn every_source_in_one_sorted_list_and_a_dead_one_does_not_hide_the_others() {
     drop(UnixListener::bind(&dead).unwrap());
     let mut collector =
         ContainerListCollector::with_config(config(root.path(), Some(&dead), bin.path()));
-    assert_eq!(
-        workloads(collector.collect(at()).unwrap()),
-        expected_proxmox()
-    );
+    let out = collector.collect(at()).unwrap();
+    // ... and the list says which source failed.
+    match out.as_slice() {
+        [MetricData::ContainerList(m)] => {
+            assert_eq!(m.errors.len(), 1, "{:?}", m.errors);
+            assert!(m.errors[0].contains("dead.sock"), "{:?}", m.errors);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(workloads(out), expected_proxmox());
 }
 
 fn log_frame(stream: u8, text: &str) -> Vec<u8> {
@@ -791,4 +797,48 @@ fn a_daemon_slow_for_everyone_costs_a_bounded_cycle_and_lists_everything() {
     assert!(list
         .iter()
         .all(|w| w.state == "running" && w.stats_error.is_some()));
+}
+
+#[test]
+fn fetch_logs_for_a_container_goes_through_the_daemon_and_filters() {
+    use spectra_agent::collectors::HostRoots;
+    use spectra_agent::commands::fetch_logs::container::fetch_container_logs;
+    use spectra_protocol::{LogLevel, LogRequest};
+
+    let mut body = log_frame(1, "2026-11-25T09:59:58Z GET / 200\n");
+    body.extend(log_frame(2, "2026-11-25T09:59:59Z upstream timed out\n"));
+    let routes = vec![
+        (
+            "/version".into(),
+            Reply::Json(fixture("docker/version_24.json")),
+        ),
+        (
+            // Filtering by level: the agent asks for 20x the entries.
+            "/v1.43/containers/web/logs?stdout=1&stderr=1&timestamps=1&tail=100".into(),
+            Reply::Typed(Some("application/vnd.docker.multiplexed-stream"), body),
+        ),
+    ];
+    let daemon = FakeDaemon::start(routes);
+    let empty_root = tempfile::tempdir().unwrap();
+    let roots = HostRoots {
+        rootfs: empty_root.path().to_owned(),
+        ..HostRoots::default()
+    };
+    let host = format!("unix://{}", daemon.socket.display());
+    let request = LogRequest {
+        min_level: Some(LogLevel::Warning),
+        max_entries: Some(5),
+        ..LogRequest::default()
+    };
+    let entries = fetch_container_logs(&roots, Some(&host), &request, "web").unwrap();
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    assert_eq!(entries[0].message, "upstream timed out");
+    assert_eq!(entries[0].source, "web (stderr)");
+    assert_eq!(entries[0].level, LogLevel::Warning);
+
+    let e = fetch_container_logs(&roots, Some(&host), &request, "nope").unwrap_err();
+    assert!(
+        e.contains("nope") && e.contains(&daemon.socket.display().to_string()),
+        "{e}"
+    );
 }

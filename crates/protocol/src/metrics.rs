@@ -252,6 +252,10 @@ pub struct WifiMetric {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ContainerListMetric {
     pub containers: Vec<Workload>,
+    /// Sources that failed this cycle while others answered (a socket
+    /// refusing, `pvesh` timing out), each naming the source.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

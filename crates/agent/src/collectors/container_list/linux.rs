@@ -252,6 +252,9 @@ impl Collector for ContainerListCollector {
         sort_workloads(&mut workloads);
         Ok(vec![MetricData::ContainerList(ContainerListMetric {
             containers: workloads,
+            // The server shows a source that failed beside the ones that
+            // answered, rather than a silently shorter list.
+            errors: failures,
         })])
     }
 }

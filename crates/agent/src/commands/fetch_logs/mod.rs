@@ -7,8 +7,10 @@
 //!    `<rootfs>/var/log/messages` ([`syslog`]).
 //!
 //! Neither is an error that says so, never an empty success. Container logs
-//! (`container` set) are a separate source, not available yet.
+//! (`container` set) come from the Docker/Podman API ([`container`]).
 
+#[cfg(target_os = "linux")]
+pub mod container;
 #[cfg(unix)]
 pub mod journal;
 pub mod syslog;
@@ -192,8 +194,21 @@ impl LogFilter {
 /// child process).
 pub async fn run(ctx: &CommandContext, request: &LogRequest) -> CommandOutcome {
     match &request.container {
-        // Kept apart so a container log source can replace this arm alone.
-        Some(_) => Err("container logs are not available in this agent yet".into()),
+        #[cfg(target_os = "linux")]
+        Some(name) => {
+            let roots = ctx.roots.clone();
+            let request = request.clone();
+            let name = name.clone();
+            let docker_host = std::env::var("DOCKER_HOST").ok().filter(|h| !h.is_empty());
+            let entries = tokio::task::spawn_blocking(move || {
+                container::fetch_container_logs(&roots, docker_host.as_deref(), &request, &name)
+            })
+            .await
+            .map_err(|e| format!("FETCH_LOGS failed: {e}"))??;
+            serde_json::to_value(entries).map_err(|e| format!("FETCH_LOGS result: {e}"))
+        }
+        #[cfg(not(target_os = "linux"))]
+        Some(_) => Err("container logs are not supported by this agent on this platform".into()),
         None => {
             let sources = LogSources::new(&ctx.roots.rootfs);
             let request = request.clone();
