@@ -13,6 +13,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::collectors::{CollectorKind, CollectorOptions, HostRoots};
+use crate::transport::tls::{split_token_pin, Fingerprint};
 use crate::transport::Encoding;
 
 /// Every default of the agent, in one place.
@@ -97,8 +98,14 @@ pub struct CommandSettings {
 #[derive(Clone)]
 pub struct AgentConfig {
     pub server: String,
-    /// Enrollment token (secret: redacted from `Debug`).
+    /// Enrollment token (secret: redacted from `Debug`), without the
+    /// `#sha256:...` pin it may carry.
     pub token: Option<String>,
+    /// Trust exactly the CA certificates in this PEM file (`SPECTRA_CA_FILE`).
+    pub ca_file: Option<PathBuf>,
+    /// Accept only a server certificate with this SHA-256
+    /// (`SPECTRA_SERVER_FINGERPRINT`, or `<token>#sha256:<hex>`).
+    pub server_fingerprint: Option<Fingerprint>,
     pub hostname: String,
     pub state_dir: PathBuf,
     pub roots: HostRoots,
@@ -118,6 +125,8 @@ impl std::fmt::Debug for AgentConfig {
         f.debug_struct("AgentConfig")
             .field("server", &self.server)
             .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("ca_file", &self.ca_file)
+            .field("server_fingerprint", &self.server_fingerprint)
             .field("hostname", &self.hostname)
             .field("state_dir", &self.state_dir)
             .field("roots", &self.roots)
@@ -138,6 +147,7 @@ pub struct CliOverrides {
     pub config: Option<PathBuf>,
     pub server: Option<String>,
     pub token: Option<String>,
+    pub ca_file: Option<PathBuf>,
     pub hostname: Option<String>,
     pub state_dir: Option<PathBuf>,
     pub procfs: Option<PathBuf>,
@@ -153,6 +163,8 @@ pub struct CliOverrides {
 struct FileConfig {
     server: Option<String>,
     token: Option<String>,
+    ca_file: Option<PathBuf>,
+    server_fingerprint: Option<String>,
     hostname: Option<String>,
     state_dir: Option<PathBuf>,
     procfs: Option<PathBuf>,
@@ -258,6 +270,34 @@ impl AgentConfig {
             .clone()
             .or_else(|| env_get("SPECTRA_TOKEN"))
             .or(file.token);
+        let (token, token_pin) = match token {
+            Some(t) => {
+                let (plain, pin) = split_token_pin(&t).map_err(|e| ConfigError::Invalid {
+                    setting: "token (SPECTRA_TOKEN)".into(),
+                    message: e.to_string(),
+                })?;
+                (Some(plain), pin)
+            }
+            None => (None, None),
+        };
+        let server_fingerprint = resolve_fingerprint(
+            env_get("SPECTRA_SERVER_FINGERPRINT"),
+            file.server_fingerprint,
+            token_pin,
+        )?;
+        let ca_file = cli
+            .ca_file
+            .clone()
+            .or_else(|| env_get("SPECTRA_CA_FILE").map(PathBuf::from))
+            .or(file.ca_file);
+        if (ca_file.is_some() || server_fingerprint.is_some()) && !server.starts_with("https://") {
+            return Err(ConfigError::Invalid {
+                setting: "server".into(),
+                message: format!(
+                    "`{server}` is plain HTTP, but a CA file or a server fingerprint is set: use https://"
+                ),
+            });
+        }
         let hostname = cli
             .hostname
             .clone()
@@ -450,6 +490,8 @@ impl AgentConfig {
         Ok(Self {
             server,
             token,
+            ca_file,
+            server_fingerprint,
             hostname,
             state_dir,
             roots,
@@ -476,6 +518,36 @@ impl AgentConfig {
     /// Where batches wait while the server is unreachable.
     pub fn spool_dir(&self) -> PathBuf {
         self.state_dir.join("spool")
+    }
+}
+
+/// The pinned fingerprint: `SPECTRA_SERVER_FINGERPRINT` over the file's
+/// `server_fingerprint`; one carried by the token must agree with it.
+fn resolve_fingerprint(
+    env: Option<String>,
+    file: Option<String>,
+    from_token: Option<Fingerprint>,
+) -> Result<Option<Fingerprint>, ConfigError> {
+    let explicit = match (env, file) {
+        (Some(v), _) => Some(Fingerprint::parse(&v).map_err(|e| ConfigError::Env {
+            var: "SPECTRA_SERVER_FINGERPRINT",
+            value: v.clone(),
+            message: e.to_string(),
+        })?),
+        (None, Some(v)) => Some(Fingerprint::parse(&v).map_err(|e| ConfigError::Invalid {
+            setting: "server_fingerprint".into(),
+            message: e.to_string(),
+        })?),
+        (None, None) => None,
+    };
+    match (explicit, from_token) {
+        (Some(a), Some(b)) if a != b => Err(ConfigError::Invalid {
+            setting: "server_fingerprint".into(),
+            message: format!(
+                "the enrollment token pins {b} but the server_fingerprint setting is {a}; keep one"
+            ),
+        }),
+        (a, b) => Ok(a.or(b)),
     }
 }
 

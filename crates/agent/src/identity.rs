@@ -1,8 +1,9 @@
 //! The agent's identity and enrollment (SPEC §1, §3).
 //!
-//! `<state_dir>/identity.json` holds `{"agent_id", "credential", "server"}`,
+//! `<state_dir>/identity.json` holds `{"agent_id", "credential", "server"}`
+//! (and `"server_fingerprint"` when enrolled over a pinned connection),
 //! written atomically with mode 0600, so a restarted agent keeps its
-//! identity. At start [`ensure_identity`] reuses the stored identity for the
+//! identity and keeps pinning the server's certificate. At start [`ensure_identity`] reuses the stored identity for the
 //! configured server, or enrolls with the token (`POST
 //! /api/v1/agent/register`), waiting while the server's approval is pending.
 
@@ -17,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::AgentConfig;
 use crate::sender::backoff_delay;
 use crate::transport::http::{error_chain, parse_error_message, LONG_POLL_TIMEOUT};
+use crate::transport::tls::{Fingerprint, ServerTrust};
 
 const IDENTITY_FILE: &str = "identity.json";
 /// How often a pending enrollment asks again.
@@ -29,6 +31,10 @@ pub struct Identity {
     /// Secret: never in `Debug` output or logs.
     pub credential: String,
     pub server: String,
+    /// The server certificate pinned when enrolling, so restarts keep
+    /// pinning without the setting (files written before pins had none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_fingerprint: Option<Fingerprint>,
 }
 
 impl std::fmt::Debug for Identity {
@@ -37,6 +43,7 @@ impl std::fmt::Debug for Identity {
             .field("agent_id", &self.agent_id)
             .field("credential", &"<redacted>")
             .field("server", &self.server)
+            .field("server_fingerprint", &self.server_fingerprint)
             .finish()
     }
 }
@@ -125,6 +132,22 @@ pub fn save_identity(state_dir: &Path, identity: &Identity) -> Result<(), Identi
     Ok(())
 }
 
+/// How to check the server's certificate: the configured CA file and pin;
+/// without either, the pin stored when this agent enrolled with the same
+/// server (a configured CA or pin is the administrator's newer word).
+pub fn server_trust(config: &AgentConfig) -> Result<ServerTrust, IdentityError> {
+    let mut trust = ServerTrust {
+        ca_file: config.ca_file.clone(),
+        pin: config.server_fingerprint,
+    };
+    if trust.ca_file.is_none() && trust.pin.is_none() {
+        trust.pin = load_identity(&config.state_dir)?
+            .filter(|i| same_server(&i.server, &config.server))
+            .and_then(|i| i.server_fingerprint);
+    }
+    Ok(trust)
+}
+
 /// The identity to use: the stored one for this server, or a new one from
 /// enrollment with the configured token (waiting while approval is pending).
 pub async fn ensure_identity(
@@ -132,9 +155,17 @@ pub async fn ensure_identity(
     client: &reqwest::Client,
     shutdown: &CancellationToken,
 ) -> Result<Identity, IdentityError> {
-    if let Some(identity) = load_identity(&config.state_dir)? {
+    if let Some(mut identity) = load_identity(&config.state_dir)? {
         if same_server(&identity.server, &config.server) {
             tracing::info!(agent_id = %identity.agent_id, server = %identity.server, "using stored identity");
+            // A newly configured pin replaces the stored one (certificate
+            // rotated): later starts without the setting keep the new one.
+            if config.server_fingerprint.is_some()
+                && identity.server_fingerprint != config.server_fingerprint
+            {
+                identity.server_fingerprint = config.server_fingerprint;
+                save_identity(&config.state_dir, &identity)?;
+            }
             return Ok(identity);
         }
         tracing::info!(stored = %identity.server, configured = %config.server, "stored identity is for another server; enrolling");
@@ -220,12 +251,22 @@ async fn register_once(
                 IdentityError::BadResponse(format!("{status} and an undecodable body: {e}"))
             })?;
             match parsed.credential {
-                Some(credential) if status.as_u16() != 202 => Ok(Attempt::Done(Identity {
-                    agent_id: parsed.agent_id,
-                    credential,
-                    server: config.server.clone(),
-                })),
-                _ => Ok(Attempt::Pending(parsed.agent_id)),
+                // Pending with a credential (approval mode): keep it now; the
+                // server refuses it (403) until approved, and the sender
+                // spools and retries meanwhile.
+                Some(credential) => {
+                    if status.as_u16() == 202 {
+                        tracing::info!(agent_id = %parsed.agent_id, "enrolled; waiting for approval by an administrator (metrics are kept in the spool until then)");
+                    }
+                    Ok(Attempt::Done(Identity {
+                        agent_id: parsed.agent_id,
+                        credential,
+                        server: config.server.clone(),
+                        server_fingerprint: config.server_fingerprint,
+                    }))
+                }
+                // A server that gives no credential while pending: ask again.
+                None => Ok(Attempt::Pending(parsed.agent_id)),
             }
         }
         401 | 403 => Err(IdentityError::TokenRejected(parse_error_message(
@@ -255,6 +296,7 @@ mod tests {
             agent_id: "a1".into(),
             credential: "secret-cred".into(),
             server: "http://127.0.0.1:8080".into(),
+            server_fingerprint: None,
         };
         save_identity(dir.path(), &id).unwrap();
         assert_eq!(load_identity(dir.path()).unwrap(), Some(id.clone()));
@@ -276,6 +318,91 @@ mod tests {
         std::fs::write(dir.path().join(IDENTITY_FILE), "{not json").unwrap();
         let e = load_identity(dir.path()).unwrap_err().to_string();
         assert!(e.contains("delete it to enroll again"), "{e}");
+    }
+
+    fn https_config(state_dir: &Path, env: &[(&str, &str)]) -> AgentConfig {
+        let cli = crate::config::CliOverrides {
+            server: Some("https://monitor.example:8443".into()),
+            state_dir: Some(state_dir.to_owned()),
+            hostname: Some("h".into()),
+            ..Default::default()
+        };
+        let env: std::collections::HashMap<String, String> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        AgentConfig::from_sources(None, &|k| env.get(k).cloned(), &cli).unwrap()
+    }
+
+    fn pinned_identity(pin: Fingerprint) -> Identity {
+        Identity {
+            agent_id: "a1".into(),
+            credential: "c".into(),
+            server: "https://monitor.example:8443/".into(),
+            server_fingerprint: Some(pin),
+        }
+    }
+
+    #[test]
+    fn identity_files_from_before_pins_still_load() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join(IDENTITY_FILE),
+            r#"{"agent_id":"a1","credential":"c","server":"http://h:8080"}"#,
+        )
+        .unwrap();
+        let id = load_identity(dir.path()).unwrap().unwrap();
+        assert_eq!(id.server_fingerprint, None);
+        // And a pin-less identity is written without the key.
+        save_identity(dir.path(), &id).unwrap();
+        let text = std::fs::read_to_string(dir.path().join(IDENTITY_FILE)).unwrap();
+        assert!(!text.contains("server_fingerprint"), "{text}");
+    }
+
+    #[test]
+    fn stored_pin_is_kept_across_restarts_without_the_setting() {
+        let dir = tempfile::tempdir().unwrap();
+        let pin = Fingerprint::of_der(b"server certificate");
+        save_identity(dir.path(), &pinned_identity(pin)).unwrap();
+        let trust = server_trust(&https_config(dir.path(), &[])).unwrap();
+        assert_eq!(trust.pin, Some(pin));
+        assert_eq!(trust.ca_file, None);
+    }
+
+    #[test]
+    fn configured_trust_wins_over_the_stored_pin() {
+        let dir = tempfile::tempdir().unwrap();
+        let stored = Fingerprint::of_der(b"old certificate");
+        save_identity(dir.path(), &pinned_identity(stored)).unwrap();
+        let new = Fingerprint::of_der(b"new certificate");
+        let new_text = new.to_string();
+        let config = https_config(dir.path(), &[("SPECTRA_SERVER_FINGERPRINT", &new_text)]);
+        assert_eq!(server_trust(&config).unwrap().pin, Some(new));
+        let config = https_config(dir.path(), &[("SPECTRA_CA_FILE", "/etc/spectra/ca.pem")]);
+        let trust = server_trust(&config).unwrap();
+        assert_eq!(trust.pin, None);
+        assert_eq!(trust.ca_file, Some(PathBuf::from("/etc/spectra/ca.pem")));
+    }
+
+    #[tokio::test]
+    async fn a_newly_configured_pin_replaces_the_stored_one() {
+        let dir = tempfile::tempdir().unwrap();
+        save_identity(
+            dir.path(),
+            &pinned_identity(Fingerprint::of_der(b"old certificate")),
+        )
+        .unwrap();
+        let new = Fingerprint::of_der(b"new certificate");
+        let new_text = new.to_string();
+        let config = https_config(dir.path(), &[("SPECTRA_SERVER_FINGERPRINT", &new_text)]);
+        // The stored identity is used: no request is made.
+        let client = crate::transport::http::build_client().unwrap();
+        let id = ensure_identity(&config, &client, &CancellationToken::new())
+            .await
+            .unwrap();
+        assert_eq!(id.server_fingerprint, Some(new));
+        let stored = load_identity(dir.path()).unwrap().unwrap();
+        assert_eq!(stored.server_fingerprint, Some(new));
     }
 
     #[test]

@@ -25,6 +25,7 @@ pub mod commands;
 pub mod config;
 pub mod debug_server;
 pub mod identity;
+pub mod lifecycle;
 pub mod runtime;
 pub mod scheduler;
 pub mod sender;

@@ -36,9 +36,13 @@ struct GlobalArgs {
     /// Server base URL (SPECTRA_SERVER).
     #[arg(long, global = true, value_name = "URL")]
     server: Option<String>,
-    /// Enrollment token (SPECTRA_TOKEN).
+    /// Enrollment token (SPECTRA_TOKEN); `<token>#sha256:<hex>` also pins
+    /// the server certificate.
     #[arg(long, global = true, value_name = "T")]
     token: Option<String>,
+    /// Trust only the CA certificates in this PEM file (SPECTRA_CA_FILE).
+    #[arg(long, global = true, value_name = "FILE")]
+    ca_file: Option<PathBuf>,
     /// Hostname to report (SPECTRA_HOSTNAME, HOSTNAME).
     #[arg(long, global = true, value_name = "H")]
     hostname: Option<String>,
@@ -78,6 +82,7 @@ impl GlobalArgs {
             config: self.config.clone(),
             server: self.server.clone(),
             token: self.token.clone(),
+            ca_file: self.ca_file.clone(),
             hostname: self.hostname.clone(),
             state_dir: self.state_dir.clone(),
             procfs: self.procfs.clone(),

@@ -22,22 +22,38 @@ use crate::commands::{self, CommandContext};
 use crate::config::AgentConfig;
 use crate::debug_server::{self, DebugSources};
 use crate::identity::{self, IdentityError};
+use crate::lifecycle;
 use crate::scheduler::{ScheduledCollector, Scheduler, SystemClock};
 use crate::sender::{BatchQueue, Sender, SenderStats, Spool};
-use crate::transport::http::{build_client, HttpTransport};
+use crate::transport::http::build_agent_client;
 use crate::transport::Transport;
 
 /// Runs the agent against `config.server` until `shutdown`.
 pub async fn run(config: AgentConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
     std::fs::create_dir_all(&config.state_dir)
         .with_context(|| format!("creating the state dir {}", config.state_dir.display()))?;
-    let client = build_client().context("building the HTTP client")?;
+    let trust = identity::server_trust(&config)?;
+    let client = build_agent_client(&config.server, &trust)?;
     let identity = match identity::ensure_identity(&config, &client, &shutdown).await {
         Ok(identity) => identity,
         Err(IdentityError::Cancelled) => return Ok(()),
         Err(e) => return Err(e.into()),
     };
-    let transport = HttpTransport::new(client, &config.server, &identity.credential);
+    // Host info may have changed since enrollment (upgrade, new kernel or
+    // address): tell the server, without holding up the start.
+    let host = crate::collectors::host_info::read_host_info(&config.roots, &config.hostname);
+    let (host_client, server, credential) = (
+        client.clone(),
+        config.server.clone(),
+        identity.credential.clone(),
+    );
+    tokio::spawn(async move {
+        match lifecycle::send_host_info(&host_client, &server, &credential, &host).await {
+            Ok(()) => tracing::debug!("host info sent"),
+            Err(e) => tracing::debug!(error = %e, "host info not sent"),
+        }
+    });
+    let transport = lifecycle::RotatingTransport::new(client, config.state_dir.clone(), identity);
     run_with_transport(config, Arc::new(transport), shutdown).await
 }
 

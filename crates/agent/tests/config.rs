@@ -339,3 +339,95 @@ fn diagnostics_policy_is_read_and_checked() {
     let e = from_file("[commands]\ndisk_roots = [\"/var/../etc\"]\n").unwrap_err();
     assert!(e.contains(".."), "{e}");
 }
+
+// ---- TLS trust settings ----
+
+const PIN_HEX: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+
+fn tls_env(extra: &[(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
+    let mut pairs = BASE.to_vec();
+    pairs.push(("SPECTRA_SERVER", "https://monitor.example:8443"));
+    pairs.extend_from_slice(extra);
+    env_of(&pairs)
+}
+
+#[test]
+fn token_pin_is_split_from_the_token_sent_to_the_server() {
+    let token = format!("enroll-tok#sha256:{PIN_HEX}");
+    let cli = CliOverrides {
+        token: Some(token),
+        ..Default::default()
+    };
+    let c = AgentConfig::from_sources(None, &tls_env(&[]), &cli).unwrap();
+    assert_eq!(c.token.as_deref(), Some("enroll-tok"));
+    assert_eq!(
+        c.server_fingerprint.map(|f| f.to_string()),
+        Some(format!("sha256:{PIN_HEX}"))
+    );
+}
+
+#[test]
+fn ca_file_and_fingerprint_come_from_env_file_and_flags() {
+    let file = format!("ca_file = \"/file/ca.pem\"\nserver_fingerprint = \"sha256:{PIN_HEX}\"\n");
+    let c =
+        AgentConfig::from_sources(Some(&file), &tls_env(&[]), &CliOverrides::default()).unwrap();
+    assert_eq!(c.ca_file, Some(PathBuf::from("/file/ca.pem")));
+    assert!(c.server_fingerprint.is_some());
+    let env = tls_env(&[("SPECTRA_CA_FILE", "/env/ca.pem")]);
+    let c = AgentConfig::from_sources(Some(&file), &env, &CliOverrides::default()).unwrap();
+    assert_eq!(c.ca_file, Some(PathBuf::from("/env/ca.pem")));
+    let cli = CliOverrides {
+        ca_file: Some("/cli/ca.pem".into()),
+        ..Default::default()
+    };
+    let c = AgentConfig::from_sources(Some(&file), &env, &cli).unwrap();
+    assert_eq!(c.ca_file, Some(PathBuf::from("/cli/ca.pem")));
+}
+
+#[test]
+fn conflicting_pins_are_an_error() {
+    let other = PIN_HEX.replace("00", "11");
+    let env_pin = format!("sha256:{other}");
+    let mut pairs = BASE.to_vec();
+    pairs.push(("SPECTRA_SERVER", "https://monitor.example:8443"));
+    pairs.push(("SPECTRA_SERVER_FINGERPRINT", &env_pin));
+    let cli = CliOverrides {
+        token: Some(format!("tok#sha256:{PIN_HEX}")),
+        ..Default::default()
+    };
+    let e = AgentConfig::from_sources(None, &env_of(&pairs), &cli)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("server_fingerprint") && e.contains("keep one"),
+        "{e}"
+    );
+}
+
+#[test]
+fn bad_fingerprints_and_token_suffixes_name_the_setting() {
+    let env = tls_env(&[("SPECTRA_SERVER_FINGERPRINT", "sha256:abcd")]);
+    let e = AgentConfig::from_sources(None, &env, &CliOverrides::default())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("SPECTRA_SERVER_FINGERPRINT"), "{e}");
+    let cli = CliOverrides {
+        token: Some("tok#md5:abcd".into()),
+        ..Default::default()
+    };
+    let e = AgentConfig::from_sources(None, &tls_env(&[]), &cli)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("SPECTRA_TOKEN") && e.contains("md5:abcd"), "{e}");
+}
+
+#[test]
+fn tls_trust_settings_need_an_https_server() {
+    let mut pairs = BASE.to_vec();
+    pairs.push(("SPECTRA_SERVER", "http://monitor.example:8080"));
+    pairs.push(("SPECTRA_CA_FILE", "/etc/spectra/ca.pem"));
+    let e = AgentConfig::from_sources(None, &env_of(&pairs), &CliOverrides::default())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("use https://"), "{e}");
+}

@@ -225,3 +225,75 @@ async fn long_poll_maps_204_to_none_and_decodes_commands() {
     let body: serde_json::Value = serde_json::from_slice(&seen[2].body).unwrap();
     assert_eq!(body["id"], "c1");
 }
+
+#[tokio::test]
+async fn a_pending_enrollment_keeps_its_credential_at_once() {
+    // Approval mode (issue 5): the 202 carries the credential; the agent
+    // keeps it and does not register again (which would spend the token).
+    let (url, seen) = serve(vec![(
+        202,
+        r#"{"agent_id":"agent-9","status":"pending","credential":"cred-pending"}"#,
+    )])
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(&url, dir.path(), Some("enroll-tok"));
+    let id = ensure_identity(&cfg, &build_client().unwrap(), &CancellationToken::new())
+        .await
+        .unwrap();
+    assert_eq!(id.agent_id, "agent-9");
+    assert_eq!(id.credential, "cred-pending");
+    assert_eq!(load_identity(dir.path()).unwrap(), Some(id));
+    assert_eq!(seen.lock().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn a_rotated_credential_is_saved_and_then_used() {
+    let (url, seen) = serve(vec![
+        (200, r#"{"credential":"cred-new"}"#),
+        (200, r#"{"stored":1}"#),
+    ])
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let identity = spectra_agent::identity::Identity {
+        agent_id: "agent-7".into(),
+        credential: "cred-old".into(),
+        server: url.clone(),
+        server_fingerprint: None,
+    };
+    spectra_agent::identity::save_identity(dir.path(), &identity).unwrap();
+    let transport = spectra_agent::lifecycle::RotatingTransport::new(
+        build_client().unwrap(),
+        dir.path().to_owned(),
+        identity,
+    );
+    transport.rotate().await.unwrap();
+    let stored = load_identity(dir.path()).unwrap().unwrap();
+    assert_eq!(stored.credential, "cred-new");
+    assert_eq!(stored.agent_id, "agent-7");
+    let batch = EncodedBatch {
+        id: "b1".into(),
+        encoding: Encoding::Identity,
+        body: b"[]".to_vec(),
+        envelopes: 0,
+    };
+    transport.send_batch(&batch).await.unwrap();
+    let seen = seen.lock().unwrap().clone();
+    assert!(
+        seen[0].head.starts_with("POST /api/v1/agent/rotate "),
+        "{}",
+        seen[0].head
+    );
+    assert_eq!(
+        seen[0].header("authorization").as_deref(),
+        Some("Bearer cred-old")
+    );
+    assert!(
+        seen[1].head.starts_with("POST /api/v1/metrics "),
+        "{}",
+        seen[1].head
+    );
+    assert_eq!(
+        seen[1].header("authorization").as_deref(),
+        Some("Bearer cred-new")
+    );
+}

@@ -14,7 +14,7 @@
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
 pub const ADMIN_TOKEN: &str = "e2e-admin-token-0123456789abcdef";
@@ -222,6 +222,9 @@ impl Drop for Server {
 pub struct Agent {
     pub child: Child,
     pub state_dir: PathBuf,
+    /// What the agent logged (stderr), when started with
+    /// [`Agent::start_logged`]; empty otherwise.
+    log: Arc<Mutex<String>>,
 }
 
 /// A config with fast intervals so tests see data quickly.
@@ -251,10 +254,33 @@ impl Agent {
         hostname: &str,
         env: &[(&str, &str)],
     ) -> Agent {
+        Self::spawn(server_url, state_dir, config_toml, hostname, env, false)
+    }
+
+    /// [`Agent::start_with_env`], keeping what the agent logs for
+    /// [`Agent::log`] (still echoed to the test's stderr).
+    pub fn start_logged(
+        server_url: &str,
+        state_dir: &Path,
+        config_toml: &str,
+        hostname: &str,
+        env: &[(&str, &str)],
+    ) -> Agent {
+        Self::spawn(server_url, state_dir, config_toml, hostname, env, true)
+    }
+
+    fn spawn(
+        server_url: &str,
+        state_dir: &Path,
+        config_toml: &str,
+        hostname: &str,
+        env: &[(&str, &str)],
+        capture_log: bool,
+    ) -> Agent {
         std::fs::create_dir_all(state_dir).expect("state dir");
         let config = state_dir.join("agent.toml");
         std::fs::write(&config, config_toml).expect("write agent config");
-        let child = Command::new(binary("spectra-agent"))
+        let mut child = Command::new(binary("spectra-agent"))
             .arg("--config")
             .arg(&config)
             .env("SPECTRA_SERVER", server_url)
@@ -265,13 +291,36 @@ impl Agent {
             .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
+            .stderr(if capture_log {
+                Stdio::piped()
+            } else {
+                Stdio::inherit()
+            })
             .spawn()
             .expect("spawn spectra-agent");
+        let log = Arc::new(Mutex::new(String::new()));
+        if let Some(stderr) = child.stderr.take() {
+            let log = log.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                    eprintln!("{line}");
+                    if let Ok(mut text) = log.lock() {
+                        text.push_str(&line);
+                        text.push('\n');
+                    }
+                }
+            });
+        }
         Agent {
             child,
             state_dir: state_dir.to_owned(),
+            log,
         }
+    }
+
+    /// What the agent has logged so far ([`Agent::start_logged`] only).
+    pub fn log(&self) -> String {
+        self.log.lock().map(|t| t.clone()).unwrap_or_default()
     }
 
     pub fn stop(mut self) -> Option<std::process::ExitStatus> {

@@ -258,13 +258,16 @@ async fn hostile_input_never_reaches_the_agent() {
     );
     let (_, audit) = api
         .get(&format!(
-            "/api/v1/audit?agent_id={}",
+            "/api/v1/audit?agent_id={}&action=command",
             agent["id"].as_str().unwrap()
         ))
         .await;
-    assert_eq!(
-        audit.as_array().unwrap().len(),
-        7,
-        "each refusal audited: {audit}"
+    let refusals = audit.as_array().unwrap();
+    assert_eq!(refusals.len(), 7, "each refusal audited: {audit}");
+    assert!(
+        refusals
+            .iter()
+            .all(|e| e["outcome"].as_str().unwrap().starts_with("refused")),
+        "{audit}"
     );
 }

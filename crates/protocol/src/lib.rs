@@ -38,7 +38,15 @@ pub mod paths {
     pub const METRICS: &str = "/api/v1/metrics";
     pub const COMMAND: &str = "/api/v1/agent/command";
     pub const COMMAND_RESULT: &str = "/api/v1/agent/command_result";
+    /// `POST`: a new credential for the calling agent (the old one stops working).
+    pub const ROTATE: &str = "/api/v1/agent/rotate";
+    /// `PUT`: the calling agent's current host info.
+    pub const HOST: &str = "/api/v1/agent/host";
 }
+
+/// Response header on an agent's command poll: `1` when an administrator
+/// asked this agent to rotate its credential (`POST` [`paths::ROTATE`]).
+pub const ROTATE_HEADER: &str = "x-spectra-rotate";
 
 /// The version of this crate, sent by agents in their host info.
 pub const PROTOCOL_VERSION: &str = env!("CARGO_PKG_VERSION");

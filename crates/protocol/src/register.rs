@@ -30,7 +30,9 @@ pub struct RegisterRequest {
 }
 
 /// `200 {"agent_id", "credential"}`, or `202 {"agent_id", "status": "pending"}`
-/// under approval mode.
+/// under approval mode. The 202 also carries the `credential` (additive): the
+/// agent keeps it at once, and the server refuses it (403) until an
+/// administrator approves the agent; from then on the same credential works.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RegisterResponse {
     pub agent_id: String,
@@ -50,6 +52,21 @@ impl std::fmt::Debug for RegisterResponse {
                 &self.credential.as_ref().map(|_| "<redacted>"),
             )
             .field("status", &self.status)
+            .finish()
+    }
+}
+
+/// `POST /api/v1/agent/rotate` answer: the agent's new credential.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RotateResponse {
+    pub credential: String,
+}
+
+impl std::fmt::Debug for RotateResponse {
+    // The credential is a secret: never in logs.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RotateResponse")
+            .field("credential", &"<redacted>")
             .finish()
     }
 }

@@ -76,6 +76,10 @@ pub struct Settings {
     pub admin_password: Option<Secret>,
     pub admin_token: Option<Secret>,
     pub enroll_token: Option<Secret>,
+    /// New agents wait for an administrator's approval (`202 pending`);
+    /// the default until an admin sets it through
+    /// `PUT /api/v1/settings/enrollment`, which is kept in the store.
+    pub require_approval: bool,
     /// An agent silent for longer is `stale` (3x the shortest default
     /// collector interval would be 15 s; 30 s leaves room for jitter and
     /// one lost batch).
@@ -101,6 +105,14 @@ pub struct Settings {
     pub retention_hour: Duration,
     /// How long an agent credential lookup is cached in memory.
     pub auth_cache_ttl: Duration,
+    /// PEM certificate chain for HTTPS; set together with `tls_key`.
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of `tls_cert`.
+    pub tls_key: Option<PathBuf>,
+    /// A browser session ends this long after login.
+    pub session_ttl: Duration,
+    /// A browser session unused this long ends.
+    pub session_idle: Duration,
 }
 
 impl Default for Settings {
@@ -114,6 +126,7 @@ impl Default for Settings {
             admin_password: None,
             admin_token: None,
             enroll_token: None,
+            require_approval: false,
             stale_after: Duration::from_secs(30),
             offline_after: Duration::from_secs(300),
             command_ttl: Duration::from_secs(600),
@@ -127,6 +140,10 @@ impl Default for Settings {
             retention_minute: retention.minute,
             retention_hour: retention.hour,
             auth_cache_ttl: Duration::from_secs(10),
+            tls_cert: None,
+            tls_key: None,
+            session_ttl: Duration::from_secs(12 * 3600),
+            session_idle: Duration::from_secs(30 * 60),
         }
     }
 }
@@ -144,6 +161,7 @@ pub struct SettingsLayer {
     pub admin_password: Option<Secret>,
     pub admin_token: Option<Secret>,
     pub enroll_token: Option<Secret>,
+    pub require_approval: Option<bool>,
     pub stale_after: Option<String>,
     pub offline_after: Option<String>,
     pub command_ttl: Option<String>,
@@ -156,6 +174,18 @@ pub struct SettingsLayer {
     pub retention_raw: Option<String>,
     pub retention_minute: Option<String>,
     pub retention_hour: Option<String>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    pub session_ttl: Option<String>,
+    pub session_idle: Option<String>,
+}
+
+/// `spectra-server <command>`.
+#[derive(Debug, clap::Subcommand)]
+pub enum ServerCommand {
+    /// Certificates for HTTPS.
+    #[command(subcommand)]
+    Tls(crate::tls::TlsCommand),
 }
 
 /// Command-line flags (`spectra-server --help`).
@@ -181,6 +211,15 @@ pub struct Cli {
     /// Do not monitor this host with the in-process agent.
     #[arg(long)]
     pub no_local_agent: bool,
+    /// Serve HTTPS with this PEM certificate chain [env: SPECTRA_TLS_CERT]
+    #[arg(long, value_name = "FILE")]
+    pub tls_cert: Option<PathBuf>,
+    /// The certificate's PEM private key [env: SPECTRA_TLS_KEY]
+    #[arg(long, value_name = "FILE")]
+    pub tls_key: Option<PathBuf>,
+    /// Without a subcommand, the server runs.
+    #[command(subcommand)]
+    pub command: Option<ServerCommand>,
 }
 
 impl Cli {
@@ -190,6 +229,8 @@ impl Cli {
             data_dir: self.data_dir.clone(),
             database_url: self.database_url.clone(),
             local_agent: self.no_local_agent.then_some(false),
+            tls_cert: self.tls_cert.clone(),
+            tls_key: self.tls_key.clone(),
             ..SettingsLayer::default()
         }
     }
@@ -226,6 +267,17 @@ impl SettingsLayer {
                 ))
             }
         };
+        let require_approval = match get("SPECTRA_REQUIRE_APPROVAL").as_deref() {
+            None => None,
+            Some("1" | "true" | "yes") => Some(true),
+            Some("0" | "false" | "no") => Some(false),
+            Some(v) => {
+                return Err(invalid(
+                    "SPECTRA_REQUIRE_APPROVAL",
+                    format!("expected true or false, got `{v}`"),
+                ))
+            }
+        };
         Ok(Self {
             listen: get("SPECTRA_LISTEN"),
             data_dir: get("SPECTRA_DATA_DIR").map(PathBuf::from),
@@ -234,6 +286,7 @@ impl SettingsLayer {
             admin_password: get("SPECTRA_ADMIN_PASSWORD").map(Secret),
             admin_token: get("SPECTRA_ADMIN_TOKEN").map(Secret),
             enroll_token: get("SPECTRA_ENROLL_TOKEN").map(Secret),
+            require_approval,
             stale_after: get("SPECTRA_STALE_AFTER"),
             offline_after: get("SPECTRA_OFFLINE_AFTER"),
             command_ttl: get("SPECTRA_COMMAND_TTL"),
@@ -246,6 +299,10 @@ impl SettingsLayer {
             retention_raw: get("SPECTRA_RETENTION_RAW"),
             retention_minute: get("SPECTRA_RETENTION_MINUTE"),
             retention_hour: get("SPECTRA_RETENTION_HOUR"),
+            tls_cert: get("SPECTRA_TLS_CERT").map(PathBuf::from),
+            tls_key: get("SPECTRA_TLS_KEY").map(PathBuf::from),
+            session_ttl: get("SPECTRA_SESSION_TTL"),
+            session_idle: get("SPECTRA_SESSION_IDLE"),
         })
     }
 }
@@ -278,6 +335,7 @@ impl Settings {
         settings.apply(SettingsLayer::from_env(env)?)?;
         settings.apply(cli.to_layer())?;
         settings.database()?;
+        settings.tls_files()?;
         Ok(settings)
     }
 
@@ -308,6 +366,15 @@ impl Settings {
         }
         if let Some(v) = layer.enroll_token {
             self.enroll_token = Some(v);
+        }
+        if let Some(v) = layer.require_approval {
+            self.require_approval = v;
+        }
+        if let Some(v) = layer.tls_cert {
+            self.tls_cert = Some(v);
+        }
+        if let Some(v) = layer.tls_key {
+            self.tls_key = Some(v);
         }
         let durations = [
             ("stale_after", layer.stale_after, &mut self.stale_after),
@@ -342,6 +409,8 @@ impl Settings {
                 layer.retention_hour,
                 &mut self.retention_hour,
             ),
+            ("session_ttl", layer.session_ttl, &mut self.session_ttl),
+            ("session_idle", layer.session_idle, &mut self.session_idle),
         ];
         for (name, value, slot) in durations {
             if let Some(v) = value {
@@ -393,6 +462,23 @@ impl Settings {
     /// The database the settings point at.
     pub fn database(&self) -> Result<DatabaseUrl, ConfigError> {
         parse_database_url(self.database_url.as_deref(), &self.data_dir)
+    }
+
+    /// The HTTPS certificate and key, `None` for plain HTTP; one without
+    /// the other is an error.
+    pub fn tls_files(&self) -> Result<Option<(&Path, &Path)>, ConfigError> {
+        match (&self.tls_cert, &self.tls_key) {
+            (Some(cert), Some(key)) => Ok(Some((cert, key))),
+            (None, None) => Ok(None),
+            (Some(_), None) => Err(invalid(
+                "tls_key",
+                "tls_cert is set but tls_key is not: HTTPS needs both (--tls-key or SPECTRA_TLS_KEY)",
+            )),
+            (None, Some(_)) => Err(invalid(
+                "tls_cert",
+                "tls_key is set but tls_cert is not: HTTPS needs both (--tls-cert or SPECTRA_TLS_CERT)",
+            )),
+        }
     }
 
     pub fn retention(&self) -> spectra_store::Retention {
@@ -504,6 +590,67 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("offline_after"), "{err}");
+    }
+
+    #[test]
+    fn tls_cert_and_key_come_together() {
+        let env = env_of(&[("SPECTRA_TLS_CERT", "/etc/spectra/server.pem")]);
+        let err = Settings::load(&Cli::parse_from(["spectra-server"]), env)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("tls_key") && err.contains("needs both"),
+            "{err}"
+        );
+        let err = Settings::load(
+            &Cli::parse_from(["spectra-server", "--tls-key", "/k.pem"]),
+            env_of(&[]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("tls_cert") && err.contains("needs both"),
+            "{err}"
+        );
+        // The two may come from different layers.
+        let s = Settings::load(
+            &Cli::parse_from(["spectra-server", "--tls-key", "/k.pem"]),
+            env_of(&[("SPECTRA_TLS_CERT", "/c.pem")]),
+        )
+        .unwrap();
+        assert_eq!(
+            s.tls_files().unwrap(),
+            Some((Path::new("/c.pem"), Path::new("/k.pem")))
+        );
+        let s = Settings::load(&Cli::parse_from(["spectra-server"]), env_of(&[])).unwrap();
+        assert_eq!(s.tls_files().unwrap(), None);
+    }
+
+    #[test]
+    fn tls_init_is_a_subcommand_and_serving_the_default() {
+        let cli = Cli::parse_from([
+            "spectra-server",
+            "tls",
+            "init",
+            "--out",
+            "/tmp/x",
+            "--name",
+            "a.example",
+            "--ip",
+            "10.0.0.1",
+            "--ip",
+            "::1",
+        ]);
+        match cli.command {
+            Some(ServerCommand::Tls(crate::tls::TlsCommand::Init(args))) => {
+                assert_eq!(args.out, PathBuf::from("/tmp/x"));
+                assert_eq!(args.names, ["a.example"]);
+                assert_eq!(args.ips.len(), 2);
+                assert!(!args.force);
+            }
+            other => panic!("expected tls init, got {other:?}"),
+        }
+        assert!(Cli::parse_from(["spectra-server"]).command.is_none());
     }
 
     #[test]

@@ -18,6 +18,8 @@
 //! - [`first_run`]: the admin user, its API token and the enrollment token.
 //! - [`local_agent`]: the agent runtime in-process over a transport that
 //!   calls the services directly.
+//! - [`tls`]: HTTPS from certificate files, and `tls init` (a private CA
+//!   and a server certificate).
 //! - [`run`]: opens the store, prepares credentials, starts the background
 //!   tasks and serves until shutdown, then drains in order.
 //! - `main.rs`: parses settings, sets up tracing (stderr), binds, prints
@@ -29,6 +31,7 @@ pub mod http;
 pub mod local_agent;
 pub mod services;
 pub mod state;
+pub mod tls;
 
 use std::io::Write;
 use std::sync::Arc;
@@ -58,6 +61,8 @@ pub enum ServerError {
     },
     #[error("serving HTTP: {0}")]
     Serve(std::io::Error),
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
 }
 
 /// Creates `path` (and its parents) readable by the owner only when it does
@@ -110,12 +115,17 @@ pub async fn run(
     listener: tokio::net::TcpListener,
     shutdown: CancellationToken,
 ) -> Result<(), ServerError> {
+    // Certificate problems show before anything is opened or printed.
+    let tls = match settings.tls_files()? {
+        Some((cert, key)) => Some(tls::ServerTls::load(cert, key)?),
+        None => None,
+    };
     create_private_dir(&settings.data_dir).map_err(|source| ServerError::DataDir {
         path: settings.data_dir.clone(),
         source,
     })?;
     let store = open_store(&settings).await?;
-    let result = run_with_store(settings, store.clone(), listener, shutdown).await;
+    let result = run_with_store(settings, store.clone(), listener, tls, shutdown).await;
     if let Err(e) = store.close().await {
         tracing::error!(error = %e, "closing the store failed");
     }
@@ -127,6 +137,7 @@ async fn run_with_store(
     settings: Settings,
     store: Arc<dyn Store>,
     listener: tokio::net::TcpListener,
+    tls: Option<tls::ServerTls>,
     shutdown: CancellationToken,
 ) -> Result<(), ServerError> {
     let credentials = first_run::ensure_credentials(store.as_ref(), &settings).await?;
@@ -134,7 +145,18 @@ async fn run_with_store(
         let mut stdout = std::io::stdout().lock();
         // Nobody reading stdout is not a reason to stop the server.
         let _ = stdout.write_all(credentials.render().as_bytes());
+        if let Some(tls) = &tls {
+            let _ = stdout.write_all(
+                tls.render_startup(credentials.enrollment_token.expose())
+                    .as_bytes(),
+            );
+        }
         let _ = stdout.flush();
+    }
+    if tls.is_none() {
+        if let Ok(addr) = listener.local_addr() {
+            tls::warn_if_plaintext(addr);
+        }
     }
     let local_agent = settings.local_agent;
     let state = AppState::new(store, settings, shutdown.clone());
@@ -158,7 +180,10 @@ async fn run_with_store(
         None
     };
 
-    let served = http::serve(listener, state, shutdown.clone()).await;
+    let served = match &tls {
+        Some(tls) => tls::serve(listener, tls, state, shutdown.clone()).await,
+        None => http::serve(listener, state, shutdown.clone()).await,
+    };
     // Whatever ended serving, stop the rest.
     shutdown.cancel();
     if let Some(task) = agent_task {

@@ -1,15 +1,20 @@
 //! `spectra-server`: parses settings, sets up tracing (stderr), binds,
-//! prints `listening on <addr>` as its first stdout line, and runs.
+//! prints `listening on <addr>` as its first stdout line, and runs; or runs
+//! a subcommand (`tls init`).
 
 use std::io::Write;
 use std::process::ExitCode;
 
 use clap::Parser;
-use spectra_server::config::{Cli, Settings};
+use spectra_server::config::{Cli, ServerCommand, Settings};
+use spectra_server::tls::TlsCommand;
 use tokio_util::sync::CancellationToken;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(command) = &cli.command {
+        return run_command(command);
+    }
     let settings = match Settings::load(&cli, |k| std::env::var(k).ok()) {
         Ok(s) => s,
         Err(e) => {
@@ -48,6 +53,21 @@ fn main() -> ExitCode {
             eprintln!("{message}");
             ExitCode::FAILURE
         }
+    }
+}
+
+fn run_command(command: &ServerCommand) -> ExitCode {
+    match command {
+        ServerCommand::Tls(TlsCommand::Init(args)) => match spectra_server::tls::init(args) {
+            Ok(report) => {
+                print!("{}", report.render());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("spectra-server tls init: {e}");
+                ExitCode::FAILURE
+            }
+        },
     }
 }
 

@@ -8,10 +8,11 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Settings;
 use crate::services::agents::StatusThresholds;
-use crate::services::auth::Authenticator;
+use crate::services::auth::{Authenticator, SessionPolicy};
 use crate::services::commands::{CommandService, CommandTimings};
 use crate::services::ingest::{IngestLimits, IngestService};
 use crate::services::stats::Counters;
+use crate::services::throttle::Throttle;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -23,11 +24,24 @@ pub struct AppState {
     pub counters: Arc<Counters>,
     /// Cancelled when the server shuts down: long-polls return at once.
     pub shutdown: CancellationToken,
+    /// Failed logins per client address (SPEC §6: 429 when throttled).
+    pub login_throttle: Arc<Throttle>,
+    /// Failed enrollments per client address.
+    pub enroll_throttle: Arc<Throttle>,
+    /// Served over TLS: session cookies get `Secure`.
+    pub tls: bool,
 }
+
+/// Failed logins from one address before it waits (per window).
+pub const LOGIN_MAX_FAILURES: usize = 5;
+/// Failed enrollments from one address before it waits (per window).
+pub const ENROLL_MAX_FAILURES: usize = 10;
+pub const THROTTLE_WINDOW: Duration = Duration::from_secs(300);
 
 impl AppState {
     pub fn new(store: Arc<dyn Store>, settings: Settings, shutdown: CancellationToken) -> Self {
         let counters = Arc::new(Counters::default());
+        let settings_tls = settings.tls_cert.is_some();
         let limits = IngestLimits {
             max_body_bytes: settings.max_body_bytes,
             max_decompressed_bytes: settings.max_decompressed_bytes,
@@ -52,6 +66,22 @@ impl AppState {
             settings: Arc::new(settings),
             counters,
             shutdown,
+            login_throttle: Arc::new(Throttle::new(LOGIN_MAX_FAILURES, THROTTLE_WINDOW)),
+            enroll_throttle: Arc::new(Throttle::new(ENROLL_MAX_FAILURES, THROTTLE_WINDOW)),
+            tls: settings_tls,
+        }
+    }
+
+    /// Whether clients reach this server over TLS.
+    pub fn tls_enabled(&self) -> bool {
+        self.tls
+    }
+
+    /// Session lifetimes from the settings.
+    pub fn session_policy(&self) -> SessionPolicy {
+        SessionPolicy {
+            ttl: self.settings.session_ttl,
+            idle: self.settings.session_idle,
         }
     }
 

@@ -790,14 +790,12 @@ async fn per_agent_limits_refuse_with_429_and_every_outcome_is_audited() {
             ("command.queue", "refused"),
             ("command.queue", "queued"),
             ("command.queue", "queued"),
+            ("enroll.ok", "ok"),
         ],
-        "newest first: {audit}"
+        "newest first, from the agent's enrollment on: {audit}"
     );
     let newest = &audit[0];
-    assert!(
-        newest["actor"].as_str().unwrap().starts_with("token:"),
-        "{newest}"
-    );
+    assert_eq!(newest["actor"], "user:admin", "{newest}");
     assert!(
         newest["outcome"]
             .as_str()
@@ -809,10 +807,7 @@ async fn per_agent_limits_refuse_with_429_and_every_outcome_is_audited() {
     let done = &audit[4];
     assert_eq!(done["actor"], format!("agent:{agent_id}"));
     assert_eq!(done["target"], command["id"]);
-    assert!(done["detail"]["requested_by"]
-        .as_str()
-        .unwrap()
-        .starts_with("token:"));
+    assert_eq!(done["detail"]["requested_by"], "user:admin");
 
     // Filters: by action prefix, and the other agent's events stay apart.
     let (_, dones) = h.admin("GET", "/api/v1/audit?action=command.done").await;
@@ -820,7 +815,11 @@ async fn per_agent_limits_refuse_with_429_and_every_outcome_is_audited() {
     let (_, other) = h
         .admin("GET", &format!("/api/v1/audit?agent_id={other_id}"))
         .await;
-    assert_eq!(other.as_array().unwrap().len(), 1);
+    assert_eq!(
+        other.as_array().unwrap().len(),
+        2,
+        "its enrollment and its one command: {other}"
+    );
     let (s, b) = h.admin("GET", "/api/v1/audit?limit=0").await;
     assert_json_error(s, &b, StatusCode::BAD_REQUEST, "limit");
     let (s, b) = h.admin("GET", "/api/v1/audit?since=yesterday").await;
@@ -935,7 +934,7 @@ async fn a_long_polling_agent_receives_a_command_queued_later_over_tcp() {
     assert_eq!(done["status"], "done", "{done}");
     assert_eq!(done["agent_id"], agent_id.as_str());
     assert_eq!(done["result"]["target"], "127.0.0.1");
-    assert_eq!(done["requested_by"], "token:initial admin token");
+    assert_eq!(done["requested_by"], "user:admin");
 
     // Another agent cannot answer it.
     let (_, other) = h.register("other").await;

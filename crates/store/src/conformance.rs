@@ -17,8 +17,8 @@ use spectra_protocol::{CommandResult, HostInfo, RawEnvelope};
 
 use crate::{
     AgentState, ApiTokenRecord, AuditQuery, CommandStatus, EnrollmentTokenRecord, HistoryQuery,
-    IngestOutcome, NewAgent, NewAuditEvent, NewCommand, Role, Sample, Store, StoreError,
-    UserRecord,
+    IngestOutcome, NewAgent, NewAuditEvent, NewCommand, Role, Sample, SessionRecord, Store,
+    StoreError, UserRecord,
 };
 
 /// Runs every conformance check, each on a store from `make_store`.
@@ -333,6 +333,24 @@ pub async fn agents_crud_and_credential_lookup(store: &dyn Store) {
         store.set_agent_state("missing", AgentState::Active).await,
         Err(StoreError::NotFound(_))
     ));
+    let labels: BTreeMap<String, String> = [("site".to_owned(), "paris".to_owned())].into();
+    store
+        .set_agent_labels("a1", labels.clone())
+        .await
+        .expect("labels");
+    assert_eq!(
+        store
+            .get_agent("a1")
+            .await
+            .expect("get")
+            .expect("exists")
+            .labels,
+        labels
+    );
+    assert!(matches!(
+        store.set_agent_labels("nope", labels).await,
+        Err(StoreError::NotFound(_))
+    ));
 }
 
 pub async fn enrollment_tokens_are_consumed(store: &dyn Store) {
@@ -481,6 +499,141 @@ pub async fn users_and_api_tokens(store: &dyn Store) {
         store.api_token_by_hash("other").await.expect("lookup"),
         None
     );
+
+    // Tokens per user, touched, deleted.
+    let eve_token = ApiTokenRecord {
+        id: "t2".into(),
+        user_id: "u3".into(),
+        name: "eve's".into(),
+        token_hash: "eve-hash".into(),
+        created_at: created_at + TimeDelta::seconds(1),
+        last_used: None,
+    };
+    store.create_api_token(eve_token).await.expect("create");
+    let ids = |v: Vec<ApiTokenRecord>| v.into_iter().map(|t| t.id).collect::<Vec<_>>();
+    assert_eq!(
+        ids(store.list_api_tokens(None).await.expect("all")),
+        ["t1", "t2"]
+    );
+    assert_eq!(
+        ids(store.list_api_tokens(Some("u3")).await.expect("eve's")),
+        ["t2"]
+    );
+    store
+        .touch_api_token("t1", created_at + TimeDelta::hours(1))
+        .await
+        .expect("touch");
+    assert_eq!(
+        store
+            .api_token_by_hash("token-hash")
+            .await
+            .expect("lookup")
+            .expect("exists")
+            .last_used,
+        Some(created_at + TimeDelta::hours(1))
+    );
+    store.delete_api_token("t1").await.expect("delete");
+    assert_eq!(
+        store.api_token_by_hash("token-hash").await.expect("lookup"),
+        None
+    );
+    assert!(matches!(
+        store.delete_api_token("t1").await,
+        Err(StoreError::NotFound(_))
+    ));
+
+    // Role and password changes; `None` leaves a field alone.
+    store
+        .update_user("u3", Some(Role::Operator), None)
+        .await
+        .expect("role");
+    let eve = store.get_user("u3").await.expect("get").expect("exists");
+    assert_eq!(
+        (eve.role, eve.password_hash.as_str()),
+        (Role::Operator, "$argon2id$v=19$stub")
+    );
+    store
+        .update_user("u3", None, Some("$argon2id$new".into()))
+        .await
+        .expect("password");
+    let eve = store.get_user("u3").await.expect("get").expect("exists");
+    assert_eq!(
+        (eve.role, eve.password_hash.as_str()),
+        (Role::Operator, "$argon2id$new")
+    );
+    assert!(matches!(
+        store.update_user("nope", Some(Role::Admin), None).await,
+        Err(StoreError::NotFound(_))
+    ));
+
+    // Sessions: found by hash, touched, expired by age or idleness.
+    let session = |id: &str, hash: &str, last_seen: DateTime<Utc>| SessionRecord {
+        id: id.into(),
+        session_hash: hash.into(),
+        user_id: "u3".into(),
+        csrf_token: format!("csrf-{id}"),
+        created_at,
+        last_seen,
+        expires_at: created_at + TimeDelta::hours(12),
+    };
+    store
+        .create_session(session("s1", "h1", created_at))
+        .await
+        .expect("session");
+    store
+        .create_session(session("s2", "h2", created_at + TimeDelta::minutes(50)))
+        .await
+        .expect("session");
+    assert_eq!(
+        store.session_by_hash("h1").await.expect("lookup"),
+        Some(session("s1", "h1", created_at))
+    );
+    store
+        .touch_session("s1", created_at + TimeDelta::minutes(55))
+        .await
+        .expect("touch");
+    // Idle since before 00:52: s2 (00:50) goes, s1 (touched at 00:55) stays.
+    let removed = store
+        .delete_expired_sessions(
+            created_at + TimeDelta::hours(1),
+            created_at + TimeDelta::minutes(52),
+        )
+        .await
+        .expect("expire");
+    assert_eq!(removed, 1);
+    assert!(store.session_by_hash("h2").await.expect("lookup").is_none());
+    assert_eq!(
+        store
+            .delete_expired_sessions(created_at + TimeDelta::hours(12), created_at)
+            .await
+            .expect("expire"),
+        1,
+        "past expires_at"
+    );
+    store
+        .create_session(session("s3", "h3", created_at))
+        .await
+        .expect("session");
+    store.delete_session("s3").await.expect("logout");
+    assert!(store.session_by_hash("h3").await.expect("lookup").is_none());
+
+    // Deleting a user takes their tokens and sessions along.
+    store
+        .create_session(session("s4", "h4", created_at))
+        .await
+        .expect("session");
+    store.delete_user("u3").await.expect("delete user");
+    assert_eq!(store.get_user("u3").await.expect("get"), None);
+    assert!(store
+        .list_api_tokens(Some("u3"))
+        .await
+        .expect("list")
+        .is_empty());
+    assert!(store.session_by_hash("h4").await.expect("lookup").is_none());
+    assert!(matches!(
+        store.delete_user("u3").await,
+        Err(StoreError::NotFound(_))
+    ));
 }
 
 pub async fn settings_round_trip(store: &dyn Store) {

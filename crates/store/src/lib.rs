@@ -115,6 +115,22 @@ pub struct ApiTokenRecord {
     pub last_used: Option<DateTime<Utc>>,
 }
 
+/// A browser session (the cookie holds the secret; only its hash is kept).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SessionRecord {
+    pub id: String,
+    #[serde(skip_serializing)]
+    pub session_hash: SecretHash,
+    pub user_id: String,
+    /// Sent back in `X-CSRF-Token` by state-changing requests that
+    /// authenticate with the cookie.
+    #[serde(skip_serializing)]
+    pub csrf_token: String,
+    pub created_at: DateTime<Utc>,
+    pub last_seen: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EnrollmentTokenRecord {
     pub id: String,
@@ -305,6 +321,34 @@ pub trait Store: Send + Sync + 'static {
     async fn list_users(&self) -> Result<Vec<UserRecord>>;
     async fn create_api_token(&self, token: ApiTokenRecord) -> Result<()>;
     async fn api_token_by_hash(&self, token_hash: &str) -> Result<Option<ApiTokenRecord>>;
+    /// Changes a user's role and/or password hash (`None` leaves it).
+    async fn update_user(
+        &self,
+        id: &str,
+        role: Option<Role>,
+        password_hash: Option<String>,
+    ) -> Result<()>;
+    /// Deletes the user with their API tokens and sessions.
+    async fn delete_user(&self, id: &str) -> Result<()>;
+    /// API tokens, of one user or (`None`) of everyone, oldest first.
+    async fn list_api_tokens(&self, user_id: Option<&str>) -> Result<Vec<ApiTokenRecord>>;
+    async fn delete_api_token(&self, id: &str) -> Result<()>;
+    /// Records a token's use (at most once a minute matters; callers
+    /// decide how often to call).
+    async fn touch_api_token(&self, id: &str, at: DateTime<Utc>) -> Result<()>;
+    // -- browser sessions
+    async fn create_session(&self, session: SessionRecord) -> Result<()>;
+    async fn session_by_hash(&self, session_hash: &str) -> Result<Option<SessionRecord>>;
+    async fn touch_session(&self, id: &str, at: DateTime<Utc>) -> Result<()>;
+    async fn delete_session(&self, id: &str) -> Result<()>;
+    /// Deletes sessions past `expires_at` or idle since before `idle_before`.
+    async fn delete_expired_sessions(
+        &self,
+        now: DateTime<Utc>,
+        idle_before: DateTime<Utc>,
+    ) -> Result<u64>;
+    /// Replaces an agent's labels.
+    async fn set_agent_labels(&self, id: &str, labels: BTreeMap<String, String>) -> Result<()>;
 
     // -- enrollment tokens
     async fn create_enrollment_token(&self, token: EnrollmentTokenRecord) -> Result<()>;

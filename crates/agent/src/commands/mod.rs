@@ -105,10 +105,13 @@ pub async fn run_command_loop(
                 );
                 failures = failures.saturating_add(1);
                 match e {
+                    // Refusals are logged once per streak (a pending agent is
+                    // refused until approved); the sender says it too.
                     TransportError::Unavailable(_) => {
                         tracing::debug!(error = %e, "command poll failed")
                     }
-                    _ => tracing::warn!(error = %e, "command poll refused"),
+                    _ if failures == 1 => tracing::warn!(error = %e, "command poll refused"),
+                    _ => tracing::debug!(error = %e, "command poll refused"),
                 }
                 delay
             }

@@ -355,7 +355,9 @@ impl Sender {
                     &mut rand::thread_rng(),
                 );
                 match &e {
-                    TransportError::Unauthorized(_) => {
+                    // Once per streak: an agent waiting for approval is
+                    // refused on every retry until an admin acts.
+                    TransportError::Unauthorized(_) if self.attempt == 0 => {
                         tracing::error!(error = %e, retry_in_ms = delay.as_millis() as u64, "credential refused; batches are kept in the spool")
                     }
                     _ if self.attempt == 0 => {

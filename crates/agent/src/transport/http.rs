@@ -1,5 +1,6 @@
 //! The HTTP [`Transport`] (SPEC §3): one reqwest client (rustls) for every
-//! request the agent makes, registration included.
+//! request the agent makes, registration included, checking the server's
+//! certificate as [`super::tls::ServerTrust`] says.
 
 use std::time::Duration;
 
@@ -7,6 +8,7 @@ use async_trait::async_trait;
 use reqwest::StatusCode;
 use spectra_protocol::{paths, Command, CommandResult, ErrorBody, BATCH_ID_HEADER};
 
+use super::tls::{is_plaintext_remote, ServerTrust, TlsError};
 use super::{EncodedBatch, Transport, TransportError};
 
 /// A metrics or result POST that takes longer than this is retried later.
@@ -17,12 +19,55 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Server error messages are shown to users; long bodies are cut.
 const MAX_ERROR_CHARS: usize = 512;
 
-/// Builds the agent's one HTTP client.
-pub fn build_client() -> Result<reqwest::Client, reqwest::Error> {
+fn client_builder() -> reqwest::ClientBuilder {
     reqwest::Client::builder()
         .connect_timeout(CONNECT_TIMEOUT)
         .user_agent(concat!("spectra-agent/", env!("CARGO_PKG_VERSION")))
-        .build()
+}
+
+/// Builds an HTTP client with reqwest's built-in roots.
+pub fn build_client() -> Result<reqwest::Client, reqwest::Error> {
+    client_builder().build()
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    #[error("building the HTTP client: {0}")]
+    Http(#[from] reqwest::Error),
+}
+
+/// Builds the agent's one HTTP client for `server`, trusting what `trust`
+/// says; logs how the server is checked, and warns when credentials and
+/// metrics would cross the network unencrypted.
+pub fn build_agent_client(
+    server: &str,
+    trust: &ServerTrust,
+) -> Result<reqwest::Client, ClientError> {
+    if is_plaintext_remote(server) {
+        tracing::warn!(
+            server,
+            "the server URL is plain http:// to a remote host: the enrollment token, the agent credential and all metrics travel unencrypted; use https:// (SPECTRA_CA_FILE or a pinned fingerprint for a private certificate)"
+        );
+    }
+    let builder = match trust.client_config()? {
+        None => client_builder(),
+        Some(tls) => {
+            match (&trust.ca_file, &trust.pin) {
+                (Some(ca), Some(pin)) => {
+                    tracing::info!(ca_file = %ca.display(), %pin, "server certificate must be signed by the CA file and match the pinned fingerprint")
+                }
+                (Some(ca), None) => {
+                    tracing::info!(ca_file = %ca.display(), "trusting only the CA in the CA file for the server certificate")
+                }
+                (None, Some(pin)) => tracing::info!(%pin, "server certificate pinned"),
+                (None, None) => {}
+            }
+            client_builder().use_preconfigured_tls(tls)
+        }
+    };
+    Ok(builder.build()?)
 }
 
 /// Talks to a Spectra server with the agent's credential.
@@ -30,6 +75,8 @@ pub struct HttpTransport {
     client: reqwest::Client,
     server: String,
     bearer: String,
+    /// Set when a command poll's answer carried `X-Spectra-Rotate: 1`.
+    rotate_requested: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for HttpTransport {
@@ -48,7 +95,15 @@ impl HttpTransport {
             client,
             server: server.trim_end_matches('/').to_owned(),
             bearer: format!("Bearer {credential}"),
+            rotate_requested: std::sync::atomic::AtomicBool::new(false),
         }
+    }
+
+    /// Whether the server asked this agent to rotate its credential since
+    /// the last call (see `crate::lifecycle`).
+    pub fn take_rotate_request(&self) -> bool {
+        self.rotate_requested
+            .swap(false, std::sync::atomic::Ordering::Relaxed)
     }
 
     fn url(&self, path: &str) -> String {
@@ -140,6 +195,10 @@ impl Transport for HttpTransport {
             .send()
             .await
             .map_err(map_request_error)?;
+        if resp.headers().contains_key(spectra_protocol::ROTATE_HEADER) {
+            self.rotate_requested
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+        }
         match resp.status() {
             StatusCode::NO_CONTENT => Ok(None),
             s if s.is_success() => {

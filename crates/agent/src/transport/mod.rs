@@ -3,6 +3,7 @@
 //! its own implementation that calls the server's services directly.
 
 pub mod http;
+pub mod tls;
 
 use async_trait::async_trait;
 use spectra_protocol::{Command, CommandResult};

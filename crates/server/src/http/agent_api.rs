@@ -1,5 +1,5 @@
 //! The agent endpoints (SPEC §3): register, metrics, command long-poll and
-//! command results.
+//! command results; and (issue 5) credential rotation and host updates.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -12,12 +12,19 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use http_body_util::BodyExt;
 use serde_json::json;
-use spectra_protocol::{CommandResult, RegisterRequest, RegisterResponse, BATCH_ID_HEADER};
-use spectra_store::IngestOutcome;
+use spectra_protocol::{
+    CommandResult, HostInfo, RegisterRequest, RegisterResponse, RotateResponse, BATCH_ID_HEADER,
+    ROTATE_HEADER,
+};
+use spectra_store::{AgentState, IngestOutcome};
 
 use super::error::AppError;
-use super::extract::{parse_json, AgentAuth, QueryParams};
-use crate::services::agents::{register_agent, RegisterError};
+use super::extract::{parse_json, AgentAuth, ClientIp, QueryParams};
+use crate::services::agents::{
+    register_agent, require_approval, rotate_credential, rotation_requested, validate_hostname,
+    RegisterError,
+};
+use crate::services::audit::{Actor, Entry};
 use crate::services::ingest::BodyEncoding;
 use crate::state::AppState;
 
@@ -54,26 +61,168 @@ pub async fn read_body_capped(
     }
 }
 
+/// `POST /api/v1/agent/register` (SPEC §3). A wrong, used-up or expired
+/// token counts as a failure of the client's address; past
+/// [`crate::state::ENROLL_MAX_FAILURES`] in the window the address gets
+/// 429 with the wait, whatever token it sends. Under approval mode the
+/// answer is `202 {"agent_id", "status": "pending", "credential"}`.
 pub async fn register(
     State(state): State<AppState>,
+    ip: ClientIp,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, AppError> {
+    let key =
+        ip.0.map(|a| a.to_string())
+            .unwrap_or_else(|| "unknown".into());
+    let anonymous = Actor {
+        name: "anonymous".into(),
+        source_ip: ip.0,
+    };
+    if let Err(wait) = state.enroll_throttle.check(&key) {
+        return Err(AppError::TooManyRequests(format!(
+            "too many failed enrollments from {key}; try again in {}s",
+            wait.as_secs().max(1)
+        )));
+    }
+    let body = read_body_capped(&headers, body, MAX_JSON_BODY_BYTES).await?;
+    let request: RegisterRequest = parse_json(&body)?;
+    let hostname: String = request.host.hostname.chars().take(64).collect();
+    let require_approval =
+        require_approval(state.store.as_ref(), state.settings.require_approval).await?;
+    let registration = match register_agent(
+        state.store.as_ref(),
+        &request.token,
+        request.host,
+        require_approval,
+    )
+    .await
+    {
+        Ok(r) => r,
+        Err(e) => {
+            if matches!(e, RegisterError::BadToken) {
+                state.enroll_throttle.record_failure(&key);
+                state
+                    .commands
+                    .audit()
+                    .record(
+                        &anonymous,
+                        Entry {
+                            action: "enroll.failed",
+                            agent_id: None,
+                            target: Some(&hostname),
+                            outcome: format!("refused: {e}"),
+                            detail: json!({ "hostname": hostname }),
+                        },
+                    )
+                    .await;
+            }
+            return Err(match e {
+                RegisterError::BadToken => AppError::Unauthorized(e.to_string()),
+                RegisterError::BadHostname(_) => AppError::BadRequest(e.to_string()),
+                RegisterError::Store(s) => s.into(),
+            });
+        }
+    };
+    state.enroll_throttle.record_success(&key);
+    let agent = registration.agent;
+    let pending = agent.state == AgentState::Pending;
+    let actor = Actor {
+        name: format!("agent:{}", agent.id),
+        source_ip: ip.0,
+    };
+    state
+        .commands
+        .audit()
+        .record(
+            &actor,
+            Entry {
+                action: if pending {
+                    "enroll.pending"
+                } else {
+                    "enroll.ok"
+                },
+                agent_id: Some(&agent.id),
+                target: Some(&agent.hostname),
+                outcome: if pending {
+                    "pending approval".into()
+                } else {
+                    "ok".into()
+                },
+                detail: json!({ "hostname": agent.hostname, "labels": agent.labels }),
+            },
+        )
+        .await;
+    let (status, answer) = if pending {
+        (
+            StatusCode::ACCEPTED,
+            RegisterResponse {
+                agent_id: agent.id,
+                credential: Some(registration.credential),
+                status: Some("pending".into()),
+            },
+        )
+    } else {
+        (
+            StatusCode::OK,
+            RegisterResponse {
+                agent_id: agent.id,
+                credential: Some(registration.credential),
+                status: None,
+            },
+        )
+    };
+    Ok((status, Json(answer)).into_response())
+}
+
+/// `POST /api/v1/agent/rotate` → `{"credential"}`: the calling agent's new
+/// credential. The old one is refused from this answer on (the cache is
+/// cleared); the agent saves the new one before using it.
+pub async fn rotate(
+    State(state): State<AppState>,
+    ip: ClientIp,
+    AgentAuth(agent): AgentAuth,
+) -> Result<Response, AppError> {
+    let credential = rotate_credential(state.store.as_ref(), &agent.id).await?;
+    state.auth.clear_cache();
+    touch(&state, &agent.id).await;
+    let actor = Actor {
+        name: format!("agent:{}", agent.id),
+        source_ip: ip.0,
+    };
+    state
+        .commands
+        .audit()
+        .record(
+            &actor,
+            Entry {
+                action: "agent.rotate",
+                agent_id: Some(&agent.id),
+                target: Some(&agent.hostname),
+                outcome: "ok".into(),
+                detail: json!({}),
+            },
+        )
+        .await;
+    Ok((StatusCode::OK, Json(RotateResponse { credential })).into_response())
+}
+
+/// `PUT /api/v1/agent/host` with a host-info body: keeps the agent's OS,
+/// kernel, IPs and agent version current (agents send it at every start).
+pub async fn update_host(
+    State(state): State<AppState>,
+    AgentAuth(agent): AgentAuth,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, AppError> {
     let body = read_body_capped(&headers, body, MAX_JSON_BODY_BYTES).await?;
-    let request: RegisterRequest = parse_json(&body)?;
-    let registration = register_agent(state.store.as_ref(), &request.token, request.host)
-        .await
-        .map_err(|e| match e {
-            RegisterError::BadToken => AppError::Unauthorized(e.to_string()),
-            RegisterError::BadHostname(_) => AppError::BadRequest(e.to_string()),
-            RegisterError::Store(s) => s.into(),
-        })?;
-    let answer = RegisterResponse {
-        agent_id: registration.agent.id,
-        credential: Some(registration.credential),
-        status: None,
-    };
-    Ok((StatusCode::OK, Json(answer)).into_response())
+    let host: HostInfo = parse_json(&body)?;
+    validate_hostname(&host.hostname).map_err(|e| AppError::BadRequest(e.to_string()))?;
+    state.store.update_agent_host(&agent.id, host).await?;
+    // The cached record holds the old host info.
+    state.auth.clear_cache();
+    touch(&state, &agent.id).await;
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 pub async fn ingest_metrics(
@@ -127,10 +276,25 @@ pub async fn poll_command(
         None => max,
     };
     touch(&state, &agent.id).await;
-    match state.commands.next_for_agent(&agent.id, wait).await? {
-        Some(command) => Ok((StatusCode::OK, Json(command)).into_response()),
-        None => Ok(StatusCode::NO_CONTENT.into_response()),
+    // An admin's rotation request rides on the poll's answer, at once
+    // (no wait); one made during a poll shows on the next.
+    let rotate = rotation_requested(state.store.as_ref(), &agent.id)
+        .await
+        .unwrap_or_else(|e| {
+            tracing::warn!(agent_id = %agent.id, error = %e, "reading the rotation flag failed");
+            false
+        });
+    let wait = if rotate { Duration::ZERO } else { wait };
+    let mut response = match state.commands.next_for_agent(&agent.id, wait).await? {
+        Some(command) => (StatusCode::OK, Json(command)).into_response(),
+        None => StatusCode::NO_CONTENT.into_response(),
+    };
+    if rotate {
+        response
+            .headers_mut()
+            .insert(ROTATE_HEADER, axum::http::HeaderValue::from_static("1"));
     }
+    Ok(response)
 }
 
 pub async fn command_result(

@@ -1,22 +1,31 @@
 //! Read APIs over agents and their data (SPEC §4): the fleet list, one
 //! agent with its collectors' statuses, metric history, and the latest
-//! envelope of every type.
+//! envelope of every type; and the admin's lifecycle actions (issue 5):
+//! enrollment tokens, approval mode, approve, revoke, delete, labels and
+//! forced credential rotation.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use serde_json::json;
 use spectra_protocol::{HostInfo, RawEnvelope};
-use spectra_store::{AgentRecord, HistoryQuery, Sample};
+use spectra_store::{AgentRecord, AgentState, HistoryQuery, Sample};
 
 use super::error::AppError;
-use super::extract::{AdminAuth, QueryParams};
+use super::extract::{Caller, ClientIp, QueryParams};
 use crate::services::agents::{
-    collector_statuses, compute_status, AgentStatus, CollectorStatusView, StatusThresholds,
+    collector_statuses, compute_status, delete_agent as lifecycle_delete_agent,
+    enrollment_token_usable, new_enrollment_token, request_rotation, require_approval,
+    set_agent_labels, set_agent_state, set_require_approval, validate_labels, AgentStatus,
+    CollectorStatusView, LifecycleError, NewEnrollmentToken, StatusThresholds,
 };
+use crate::services::audit::{Actor, Entry};
 use crate::state::AppState;
 
 /// One agent as the API shows it.
@@ -53,7 +62,7 @@ impl AgentView {
 /// `GET /api/v1/agents`
 pub async fn list_agents(
     State(state): State<AppState>,
-    _auth: AdminAuth,
+    _auth: Caller,
 ) -> Result<Json<Vec<AgentView>>, AppError> {
     let now = Utc::now();
     let t = state.thresholds();
@@ -86,7 +95,7 @@ async fn get_agent_record(state: &AppState, id: &str) -> Result<AgentRecord, App
 /// `GET /api/v1/agents/{id}`
 pub async fn get_agent(
     State(state): State<AppState>,
-    _auth: AdminAuth,
+    _auth: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<AgentDetail>, AppError> {
     let record = get_agent_record(&state, &id).await?;
@@ -106,7 +115,7 @@ pub struct LatestAnswer {
 /// `GET /api/v1/agents/{id}/latest`: `{"agent_id", "envelopes": [...]}`.
 pub async fn latest(
     State(state): State<AppState>,
-    _auth: AdminAuth,
+    _auth: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<LatestAnswer>, AppError> {
     get_agent_record(&state, &id).await?;
@@ -219,7 +228,7 @@ fn to_chrono(d: Duration) -> chrono::Duration {
 /// `GET /api/v1/agents/{id}/metrics/{type}?range=|start=&end=[&step=]`
 pub async fn history(
     State(state): State<AppState>,
-    _auth: AdminAuth,
+    _auth: Caller,
     Path((id, metric_type)): Path<(String, String)>,
     QueryParams(p): QueryParams<HistoryParams>,
 ) -> Result<Json<HistoryAnswer>, AppError> {
@@ -244,6 +253,340 @@ pub async fn history(
         metric_type,
         samples,
     }))
+}
+
+// ---------------------------------------------------------------- lifecycle (issue 5)
+
+async fn json_body<T: serde::de::DeserializeOwned>(
+    headers: &axum::http::HeaderMap,
+    body: axum::body::Body,
+) -> Result<T, AppError> {
+    let bytes =
+        super::agent_api::read_body_capped(headers, body, super::agent_api::MAX_JSON_BODY_BYTES)
+            .await?;
+    super::extract::parse_json(&bytes)
+}
+
+async fn audit(
+    state: &AppState,
+    actor: &Actor,
+    action: &str,
+    agent_id: Option<&str>,
+    target: Option<&str>,
+    detail: serde_json::Value,
+) {
+    state
+        .commands
+        .audit()
+        .record(
+            actor,
+            Entry {
+                action,
+                agent_id,
+                target,
+                outcome: "ok".into(),
+                detail,
+            },
+        )
+        .await;
+}
+
+impl From<LifecycleError> for AppError {
+    fn from(e: LifecycleError) -> Self {
+        match e {
+            LifecycleError::NotFound(_) => AppError::NotFound(e.to_string()),
+            LifecycleError::LocalAgent(_) => AppError::Conflict(e.to_string()),
+            LifecycleError::Store(s) => s.into(),
+        }
+    }
+}
+
+/// An enrollment token as listed (never its secret).
+#[derive(Debug, Serialize)]
+pub struct EnrollmentTokenView {
+    pub id: String,
+    /// Remaining uses; `null`: unlimited.
+    pub uses_left: Option<u32>,
+    pub expires_at: Option<DateTime<Utc>>,
+    /// `false` once used up or expired (kept until revoked, for the record).
+    pub usable: bool,
+    pub labels: BTreeMap<String, String>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// `GET /api/v1/enrollment-tokens`, oldest first.
+pub async fn list_enrollment_tokens(
+    State(state): State<AppState>,
+) -> Result<Json<Vec<EnrollmentTokenView>>, AppError> {
+    let now = Utc::now();
+    let mut tokens: Vec<EnrollmentTokenView> = state
+        .store
+        .list_enrollment_tokens()
+        .await?
+        .into_iter()
+        .map(|t| EnrollmentTokenView {
+            usable: enrollment_token_usable(&t, now),
+            id: t.id,
+            uses_left: t.uses_left,
+            expires_at: t.expires_at,
+            labels: t.labels,
+            created_at: t.created_at,
+        })
+        .collect();
+    tokens.sort_by(|a, b| {
+        a.created_at
+            .cmp(&b.created_at)
+            .then_with(|| a.id.cmp(&b.id))
+    });
+    Ok(Json(tokens))
+}
+
+/// `POST /api/v1/enrollment-tokens` `{"uses", "expires_in", "labels"}` →
+/// `201 {"id", "token", "uses_left", "expires_at", "labels"}`; the token is
+/// shown only here.
+pub async fn create_enrollment_token(
+    State(state): State<AppState>,
+    Caller(principal): Caller,
+    ip: ClientIp,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Body,
+) -> Result<Response, AppError> {
+    let request: NewEnrollmentToken = json_body(&headers, body).await?;
+    let (record, token) =
+        new_enrollment_token(request, Utc::now()).map_err(AppError::BadRequest)?;
+    state.store.create_enrollment_token(record.clone()).await?;
+    audit(
+        &state,
+        &principal.actor(ip.0),
+        "enrollment_token.create",
+        None,
+        Some(&record.id),
+        json!({ "uses": record.uses_left, "expires_at": record.expires_at, "labels": record.labels }),
+    )
+    .await;
+    let answer = json!({
+        "id": record.id,
+        "token": token,
+        "uses_left": record.uses_left,
+        "expires_at": record.expires_at,
+        "labels": record.labels,
+    });
+    Ok((StatusCode::CREATED, Json(answer)).into_response())
+}
+
+/// `DELETE /api/v1/enrollment-tokens/{id}`: revokes the token (agents it
+/// enrolled keep working).
+pub async fn delete_enrollment_token(
+    State(state): State<AppState>,
+    Caller(principal): Caller,
+    ip: ClientIp,
+    Path(id): Path<String>,
+) -> Result<StatusCode, AppError> {
+    state.store.delete_enrollment_token(&id).await?;
+    audit(
+        &state,
+        &principal.actor(ip.0),
+        "enrollment_token.revoke",
+        None,
+        Some(&id),
+        json!({}),
+    )
+    .await;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Serialize)]
+pub struct EnrollmentSettings {
+    pub require_approval: bool,
+}
+
+fn settings_shape() -> AppError {
+    AppError::BadRequest("expected {\"require_approval\": true|false}".into())
+}
+
+/// `GET /api/v1/settings/enrollment` → `{"require_approval"}`.
+pub async fn get_enrollment_settings(
+    State(state): State<AppState>,
+) -> Result<Json<EnrollmentSettings>, AppError> {
+    let on = require_approval(state.store.as_ref(), state.settings.require_approval).await?;
+    Ok(Json(EnrollmentSettings {
+        require_approval: on,
+    }))
+}
+
+/// `PUT /api/v1/settings/enrollment` `{"require_approval": bool}`: kept in
+/// the store, so it outlives restarts and wins over `SPECTRA_REQUIRE_APPROVAL`.
+pub async fn put_enrollment_settings(
+    State(state): State<AppState>,
+    Caller(principal): Caller,
+    ip: ClientIp,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Body,
+) -> Result<Json<EnrollmentSettings>, AppError> {
+    // Parsed by hand so a wrong type names the field (serde's message does not).
+    let value: serde_json::Value = json_body(&headers, body).await?;
+    let wanted = match value.as_object() {
+        Some(o) if o.len() == 1 => match o.get("require_approval") {
+            Some(serde_json::Value::Bool(on)) => EnrollmentSettings {
+                require_approval: *on,
+            },
+            Some(other) => {
+                return Err(AppError::BadRequest(format!(
+                    "require_approval: expected true or false, got {other}"
+                )))
+            }
+            None => return Err(settings_shape()),
+        },
+        _ => return Err(settings_shape()),
+    };
+    set_require_approval(state.store.as_ref(), wanted.require_approval).await?;
+    audit(
+        &state,
+        &principal.actor(ip.0),
+        "settings.require_approval",
+        None,
+        None,
+        json!({ "require_approval": wanted.require_approval }),
+    )
+    .await;
+    Ok(Json(wanted))
+}
+
+/// The answer of the lifecycle actions: the agent as it is now.
+async fn agent_now(state: &AppState, id: &str) -> Result<Json<AgentView>, AppError> {
+    let record = get_agent_record(state, id).await?;
+    Ok(Json(AgentView::from_record(
+        record,
+        Utc::now(),
+        state.thresholds(),
+    )))
+}
+
+/// `POST /api/v1/agents/{id}/approve`: a pending (or revoked) agent becomes
+/// active; its credential works from this answer on.
+pub async fn approve_agent(
+    State(state): State<AppState>,
+    Caller(principal): Caller,
+    ip: ClientIp,
+    Path(id): Path<String>,
+) -> Result<Json<AgentView>, AppError> {
+    let before = set_agent_state(state.store.as_ref(), &id, AgentState::Active).await?;
+    state.auth.clear_cache();
+    audit(
+        &state,
+        &principal.actor(ip.0),
+        "agent.approve",
+        Some(&id),
+        Some(&before.hostname),
+        json!({ "was": before.state }),
+    )
+    .await;
+    agent_now(&state, &id).await
+}
+
+/// `POST /api/v1/agents/{id}/revoke`: the agent's credential is refused
+/// (403) from this answer on; its history stays until it is deleted.
+pub async fn revoke_agent(
+    State(state): State<AppState>,
+    Caller(principal): Caller,
+    ip: ClientIp,
+    Path(id): Path<String>,
+) -> Result<Json<AgentView>, AppError> {
+    let before = set_agent_state(state.store.as_ref(), &id, AgentState::Revoked).await?;
+    state.auth.clear_cache();
+    audit(
+        &state,
+        &principal.actor(ip.0),
+        "agent.revoke",
+        Some(&id),
+        Some(&before.hostname),
+        json!({ "was": before.state }),
+    )
+    .await;
+    agent_now(&state, &id).await
+}
+
+/// `DELETE /api/v1/agents/{id}`: the agent and all its data are gone.
+pub async fn delete_agent(
+    State(state): State<AppState>,
+    Caller(principal): Caller,
+    ip: ClientIp,
+    Path(id): Path<String>,
+) -> Result<StatusCode, AppError> {
+    let before = lifecycle_delete_agent(state.store.as_ref(), &id).await?;
+    state.auth.clear_cache();
+    audit(
+        &state,
+        &principal.actor(ip.0),
+        "agent.delete",
+        Some(&id),
+        Some(&before.hostname),
+        json!({ "labels": before.labels }),
+    )
+    .await;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LabelsBody {
+    pub labels: BTreeMap<String, String>,
+}
+
+/// `PUT /api/v1/agents/{id}/labels` `{"labels": {...}}`: replaces them.
+pub async fn put_agent_labels(
+    State(state): State<AppState>,
+    Caller(principal): Caller,
+    ip: ClientIp,
+    Path(id): Path<String>,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Body,
+) -> Result<Json<AgentView>, AppError> {
+    let LabelsBody { labels } = json_body(&headers, body).await?;
+    validate_labels(&labels).map_err(AppError::BadRequest)?;
+    let before = set_agent_labels(state.store.as_ref(), &id, labels.clone()).await?;
+    audit(
+        &state,
+        &principal.actor(ip.0),
+        "agent.labels",
+        Some(&id),
+        Some(&before.hostname),
+        json!({ "before": before.labels, "after": labels }),
+    )
+    .await;
+    agent_now(&state, &id).await
+}
+
+/// `POST /api/v1/agents/{id}/rotate` → `202 {"agent_id", "status":
+/// "rotation requested"}`: the agent's next command poll tells it to
+/// rotate its credential (`POST /api/v1/agent/rotate`).
+pub async fn request_agent_rotation(
+    State(state): State<AppState>,
+    Caller(principal): Caller,
+    ip: ClientIp,
+    Path(id): Path<String>,
+) -> Result<Response, AppError> {
+    let agent = request_rotation(state.store.as_ref(), &id).await?;
+    let actor = principal.actor(ip.0);
+    state
+        .commands
+        .audit()
+        .record(
+            &actor,
+            Entry {
+                action: "agent.rotate",
+                agent_id: Some(&id),
+                target: Some(&agent.hostname),
+                outcome: "requested".into(),
+                detail: json!({}),
+            },
+        )
+        .await;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({ "agent_id": id, "status": "rotation requested" })),
+    )
+        .into_response())
 }
 
 #[cfg(test)]

@@ -19,7 +19,7 @@ use spectra_store::CommandRecord;
 
 use super::agent_api::{parse_wait, read_body_capped, MAX_JSON_BODY_BYTES};
 use super::error::AppError;
-use super::extract::{parse_json, AdminAuth, ClientIp, QueryParams};
+use super::extract::{parse_json, Caller, ClientIp, QueryParams};
 use crate::services::agents::{resolve_agent, ResolveError};
 use crate::services::audit::Actor;
 use crate::state::AppState;
@@ -34,11 +34,8 @@ pub struct Target {
 }
 
 /// The admin caller as the audit log names them.
-fn actor_of(auth: &AdminAuth, ip: &ClientIp) -> Actor {
-    Actor {
-        name: format!("token:{}", auth.0.name),
-        source_ip: ip.0,
-    }
+fn actor_of(auth: &Caller, ip: &ClientIp) -> Actor {
+    auth.0.actor(ip.0)
 }
 
 /// Queues a seed trigger's request for the agent named by `target`.
@@ -133,7 +130,7 @@ pub struct LogsQuery {
 /// from now such as `1h`).
 pub async fn trigger_logs(
     State(state): State<AppState>,
-    auth: AdminAuth,
+    auth: Caller,
     ip: ClientIp,
     QueryParams(q): QueryParams<LogsQuery>,
 ) -> Result<Response, AppError> {
@@ -156,7 +153,7 @@ pub async fn trigger_logs(
 }
 
 /// `since=`: an RFC 3339 time, or a duration before now (`90m`, `1d`).
-fn parse_since(value: Option<&str>) -> Result<Option<chrono::DateTime<chrono::Utc>>, AppError> {
+pub fn parse_since(value: Option<&str>) -> Result<Option<chrono::DateTime<chrono::Utc>>, AppError> {
     let Some(v) = value.filter(|v| !v.is_empty()) else {
         return Ok(None);
     };
@@ -185,7 +182,7 @@ pub struct DiskQuery {
 /// `POST /admin/trigger_disk?hostname=&path=&top_n=`
 pub async fn trigger_disk(
     State(state): State<AppState>,
-    auth: AdminAuth,
+    auth: Caller,
     ip: ClientIp,
     QueryParams(q): QueryParams<DiskQuery>,
 ) -> Result<Response, AppError> {
@@ -222,7 +219,7 @@ pub struct NetworkQuery {
 /// `protocol=udp|icmp`).
 pub async fn trigger_network(
     State(state): State<AppState>,
-    auth: AdminAuth,
+    auth: Caller,
     ip: ClientIp,
     QueryParams(q): QueryParams<NetworkQuery>,
 ) -> Result<Response, AppError> {
@@ -260,7 +257,8 @@ pub async fn trigger_network(
     queue_for_target(&state, &q.target, CommandType::NetworkDiag, request, &actor).await
 }
 
-fn parse_opt_number<T: std::str::FromStr>(
+/// Parses an optional numeric query parameter; the error names `name`.
+pub fn parse_opt_number<T: std::str::FromStr>(
     name: &str,
     value: Option<&str>,
 ) -> Result<Option<T>, AppError>
@@ -289,7 +287,7 @@ struct CommandBody {
 /// `POST /api/v1/agents/{id}/commands` with `{"type", "payload"}`.
 pub async fn create_command(
     State(state): State<AppState>,
-    auth: AdminAuth,
+    auth: Caller,
     ip: ClientIp,
     Path(agent_id): Path<String>,
     headers: HeaderMap,
@@ -324,7 +322,7 @@ pub struct WaitQuery {
 /// `GET /api/v1/commands/{id}[?wait=30s]`
 pub async fn get_command(
     State(state): State<AppState>,
-    _auth: AdminAuth,
+    _auth: Caller,
     Path(id): Path<String>,
     QueryParams(q): QueryParams<WaitQuery>,
 ) -> Result<Json<CommandRecord>, AppError> {
@@ -348,7 +346,7 @@ pub struct ListQuery {
 /// `GET /api/v1/agents/{id}/commands` (newest first, `limit` ≤ 1000).
 pub async fn list_commands(
     State(state): State<AppState>,
-    _auth: AdminAuth,
+    _auth: Caller,
     Path(agent_id): Path<String>,
     QueryParams(q): QueryParams<ListQuery>,
 ) -> Result<Json<Vec<CommandRecord>>, AppError> {
@@ -375,7 +373,7 @@ pub struct AuditParams {
 /// (default 100).
 pub async fn list_audit(
     State(state): State<AppState>,
-    _auth: AdminAuth,
+    _auth: Caller,
     QueryParams(q): QueryParams<AuditParams>,
 ) -> Result<Json<Vec<spectra_store::AuditEvent>>, AppError> {
     let non_empty = |v: &Option<String>| v.clone().filter(|s| !s.is_empty());

@@ -6,10 +6,10 @@ use axum::extract::{FromRequestParts, Query};
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
-use spectra_store::{AgentRecord, ApiTokenRecord};
+use spectra_store::AgentRecord;
 
 use super::error::AppError;
-use crate::services::auth::{parse_bearer, AuthError};
+use crate::services::auth::{parse_bearer, AuthError, Principal};
 use crate::state::AppState;
 
 fn bearer(parts: &Parts) -> Result<&str, AppError> {
@@ -25,21 +25,27 @@ impl From<AuthError> for AppError {
     fn from(e: AuthError) -> Self {
         match e {
             AuthError::Invalid => AppError::Unauthorized("invalid credentials".into()),
+            AuthError::SessionExpired => AppError::Unauthorized(e.to_string()),
             AuthError::Revoked(_) | AuthError::Pending(_) => AppError::Forbidden(e.to_string()),
             AuthError::Store(s) => s.into(),
         }
     }
 }
 
-/// A caller with a valid API token (for now every token is admin).
-pub struct AdminAuth(pub ApiTokenRecord);
+/// The signed-in user the route's guard let through
+/// ([`super::routes`]); only on `Role` routes.
+pub struct Caller(pub Principal);
 
-impl FromRequestParts<AppState> for AdminAuth {
+impl<S: Send + Sync> FromRequestParts<S> for Caller {
     type Rejection = AppError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
-        let token = bearer(parts)?;
-        Ok(Self(state.auth.check_api_token(token).await?))
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, AppError> {
+        parts
+            .extensions
+            .get::<Principal>()
+            .cloned()
+            .map(Self)
+            .ok_or_else(|| AppError::Unauthorized("not signed in".into()))
     }
 }
 

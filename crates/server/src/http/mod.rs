@@ -3,7 +3,7 @@
 //! never see SQL.
 //!
 //! - [`error`]: [`AppError`], the one error type (JSON `{"error": "..."}`).
-//! - [`extract`]: [`extract::AdminAuth`], [`extract::AgentAuth`], query and
+//! - [`extract`]: [`extract::Caller`], [`extract::AgentAuth`], query and
 //!   JSON extractors with JSON rejections.
 //! - [`agent_api`]: the agent endpoints (register, metrics, command, result).
 //! - [`agents`]: fleet, agent, history and latest read APIs.
@@ -12,13 +12,14 @@
 
 pub mod agent_api;
 pub mod agents;
+pub mod auth;
 pub mod commands;
 pub mod error;
 pub mod extract;
+pub mod routes;
 pub mod system;
 
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post};
 use axum::Router;
 use tokio_util::sync::CancellationToken;
 
@@ -34,41 +35,37 @@ pub fn app(state: AppState) -> Router {
         .settings
         .max_body_bytes
         .max(agent_api::MAX_JSON_BODY_BYTES);
-    Router::new()
-        .route("/healthz", get(system::healthz))
-        .route("/metrics", get(system::prometheus))
-        // Agent endpoints (SPEC §3).
-        .route(spectra_protocol::paths::REGISTER, post(agent_api::register))
-        .route(
-            spectra_protocol::paths::METRICS,
-            post(agent_api::ingest_metrics),
-        )
-        .route(
-            spectra_protocol::paths::COMMAND,
-            get(agent_api::poll_command),
-        )
-        .route(
-            spectra_protocol::paths::COMMAND_RESULT,
-            post(agent_api::command_result),
-        )
-        // Seed admin endpoints, kept as written (SPEC §4).
-        .route("/admin/trigger_logs", post(commands::trigger_logs))
-        .route("/admin/trigger_disk", post(commands::trigger_disk))
-        .route("/admin/trigger_network", post(commands::trigger_network))
-        // Server API (SPEC §4).
-        .route("/api/v1/agents", get(agents::list_agents))
-        .route("/api/v1/agents/{id}", get(agents::get_agent))
-        .route("/api/v1/agents/{id}/latest", get(agents::latest))
-        .route("/api/v1/agents/{id}/metrics/{type}", get(agents::history))
-        .route(
-            "/api/v1/agents/{id}/commands",
-            post(commands::create_command).get(commands::list_commands),
-        )
-        .route("/api/v1/commands/{id}", get(commands::get_command))
-        .route("/api/v1/audit", get(commands::list_audit))
+    routes::add_routes(Router::new(), &state)
         .fallback(|| async { AppError::NotFound("no such endpoint".into()) })
         .layer(DefaultBodyLimit::max(body_limit))
+        // No request outlives this: the longest legitimate one is a
+        // 60 s `?wait=` on a command (long-polls are capped at 30 s).
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            REQUEST_TIMEOUT,
+        ))
+        .layer(security_header("x-content-type-options", "nosniff"))
+        .layer(security_header("x-frame-options", "DENY"))
+        .layer(security_header("referrer-policy", "no-referrer"))
+        .layer(security_header(
+            "content-security-policy",
+            "default-src 'self'; frame-ancestors 'none'",
+        ))
         .with_state(state)
+}
+
+/// The longest any request may take.
+pub const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(90);
+
+/// Sets a response header unless the handler set it.
+fn security_header(
+    name: &'static str,
+    value: &'static str,
+) -> tower_http::set_header::SetResponseHeaderLayer<axum::http::HeaderValue> {
+    tower_http::set_header::SetResponseHeaderLayer::if_not_present(
+        axum::http::HeaderName::from_static(name),
+        axum::http::HeaderValue::from_static(value),
+    )
 }
 
 /// Serves [`app`] on `listener` until `shutdown`, then stops accepting and

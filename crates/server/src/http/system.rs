@@ -11,7 +11,7 @@ use chrono::Utc;
 use serde_json::json;
 
 use super::error::AppError;
-use super::extract::AdminAuth;
+use super::extract::Caller;
 use crate::services::agents::{compute_status, AgentStatus};
 use crate::state::AppState;
 
@@ -28,7 +28,7 @@ fn escape_label(v: &str) -> String {
 
 pub async fn prometheus(
     State(state): State<AppState>,
-    _auth: AdminAuth,
+    _auth: Caller,
 ) -> Result<Response, AppError> {
     let c = state.counters.snapshot();
     let mut out = String::new();

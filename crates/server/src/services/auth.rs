@@ -10,12 +10,16 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use argon2::password_hash::{PasswordHasher, SaltString};
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
-use spectra_store::{AgentRecord, AgentState, ApiTokenRecord, Store, StoreError};
+use spectra_store::{
+    AgentRecord, AgentState, ApiTokenRecord, Role, SessionRecord, Store, StoreError, UserRecord,
+};
+
+use super::audit::Actor;
 
 /// 32 random bytes as 64 hex characters: credentials and tokens.
 pub fn generate_secret() -> String {
@@ -71,10 +75,92 @@ pub fn parse_bearer(header: &str) -> Option<&str> {
     (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }
 
+/// Checks `password` against an argon2 PHC string.
+pub fn verify_password(password: &str, phc: &str) -> bool {
+    PasswordHash::new(phc)
+        .map(|hash| {
+            Argon2::default()
+                .verify_password(password.as_bytes(), &hash)
+                .is_ok()
+        })
+        .unwrap_or(false)
+}
+
+/// Roles from least to most powerful: `viewer` < `operator` < `admin`.
+pub fn role_rank(role: Role) -> u8 {
+    match role {
+        Role::Viewer => 0,
+        Role::Operator => 1,
+        Role::Admin => 2,
+    }
+}
+
+pub fn role_name(role: Role) -> &'static str {
+    match role {
+        Role::Viewer => "viewer",
+        Role::Operator => "operator",
+        Role::Admin => "admin",
+    }
+}
+
+pub fn parse_role(text: &str) -> Option<Role> {
+    match text {
+        "viewer" => Some(Role::Viewer),
+        "operator" => Some(Role::Operator),
+        "admin" => Some(Role::Admin),
+        _ => None,
+    }
+}
+
+/// How a user authenticated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Via {
+    /// `Authorization: Bearer <api token>`.
+    Token { id: String, name: String },
+    /// The browser session cookie; `csrf_token` must come back in
+    /// `X-CSRF-Token` on state-changing requests.
+    Session { id: String, csrf_token: String },
+}
+
+/// An authenticated user, with the role they act with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    pub user_id: String,
+    pub username: String,
+    pub role: Role,
+    pub via: Via,
+}
+
+impl Principal {
+    /// Whether this user's role is `min` or above.
+    pub fn may(&self, min: Role) -> bool {
+        role_rank(self.role) >= role_rank(min)
+    }
+
+    /// How the audit log names this user.
+    pub fn actor(&self, source_ip: Option<std::net::IpAddr>) -> Actor {
+        Actor {
+            name: format!("user:{}", self.username),
+            source_ip,
+        }
+    }
+}
+
+/// Session lifetimes.
+#[derive(Debug, Clone, Copy)]
+pub struct SessionPolicy {
+    /// A session ends this long after login, whatever happens.
+    pub ttl: Duration,
+    /// A session unused for this long ends.
+    pub idle: Duration,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
     #[error("missing or invalid credentials")]
     Invalid,
+    #[error("the session has expired; log in again")]
+    SessionExpired,
     #[error("agent {0} is revoked")]
     Revoked(String),
     #[error("agent {0} is waiting for approval")]
@@ -105,13 +191,130 @@ impl Authenticator {
         }
     }
 
-    /// The API token `token` belongs to. For now every valid token is admin
-    /// (users and roles come later).
+    /// The API token `token` belongs to.
     pub async fn check_api_token(&self, token: &str) -> Result<ApiTokenRecord, AuthError> {
         self.store
             .api_token_by_hash(&hash_secret(token))
             .await?
             .ok_or(AuthError::Invalid)
+    }
+
+    /// The user an API token belongs to, with their current role (a role
+    /// change applies to their tokens at once). Records the token's use at
+    /// most once a minute; `first_use_in_an_hour` tells the caller to
+    /// audit it.
+    pub async fn principal_from_token(&self, token: &str) -> Result<(Principal, bool), AuthError> {
+        let record = self.check_api_token(token).await?;
+        let user = self
+            .store
+            .get_user(&record.user_id)
+            .await?
+            .ok_or(AuthError::Invalid)?;
+        let now = Utc::now();
+        let since_use = record.last_used.map(|t| now - t);
+        if since_use.is_none_or(|d| d > chrono::Duration::seconds(60)) {
+            self.store.touch_api_token(&record.id, now).await?;
+        }
+        let audit = since_use.is_none_or(|d| d > chrono::Duration::hours(1));
+        Ok((
+            Principal {
+                user_id: user.id,
+                username: user.username,
+                role: user.role,
+                via: Via::Token {
+                    id: record.id,
+                    name: record.name,
+                },
+            },
+            audit,
+        ))
+    }
+
+    /// The user of a session cookie, if the session is neither past its
+    /// lifetime nor idle too long; touches it (at most once a minute).
+    pub async fn principal_from_session(
+        &self,
+        secret: &str,
+        policy: SessionPolicy,
+    ) -> Result<Principal, AuthError> {
+        let session = self
+            .store
+            .session_by_hash(&hash_secret(secret))
+            .await?
+            .ok_or(AuthError::Invalid)?;
+        let now = Utc::now();
+        let idle = chrono::Duration::from_std(policy.idle).unwrap_or(chrono::Duration::minutes(30));
+        if now >= session.expires_at || now - session.last_seen > idle {
+            self.store.delete_session(&session.id).await?;
+            return Err(AuthError::SessionExpired);
+        }
+        if now - session.last_seen > chrono::Duration::seconds(60) {
+            self.store.touch_session(&session.id, now).await?;
+        }
+        let user = self
+            .store
+            .get_user(&session.user_id)
+            .await?
+            .ok_or(AuthError::Invalid)?;
+        Ok(Principal {
+            user_id: user.id,
+            username: user.username,
+            role: user.role,
+            via: Via::Session {
+                id: session.id,
+                csrf_token: session.csrf_token,
+            },
+        })
+    }
+
+    /// Checks a username and password (argon2, off the async threads). An
+    /// unknown user costs the same hashing work as a wrong password, so the
+    /// answer time does not tell which usernames exist.
+    pub async fn verify_login(
+        &self,
+        username: &str,
+        password: &str,
+    ) -> Result<UserRecord, AuthError> {
+        let user = self.store.user_by_name(username).await?;
+        let password = password.to_owned();
+        let phc = user.as_ref().map(|u| u.password_hash.clone());
+        let ok = tokio::task::spawn_blocking(move || match phc {
+            Some(phc) => verify_password(&password, &phc),
+            None => {
+                // Same cost as a real check, result thrown away.
+                let _ = hash_password(&password);
+                false
+            }
+        })
+        .await
+        .unwrap_or(false);
+        match (ok, user) {
+            (true, Some(user)) => Ok(user),
+            _ => Err(AuthError::Invalid),
+        }
+    }
+
+    /// Starts a session for `user`; returns the record and the cookie
+    /// secret (shown to the browser only).
+    pub async fn start_session(
+        &self,
+        user: &UserRecord,
+        policy: SessionPolicy,
+    ) -> Result<(SessionRecord, String), AuthError> {
+        let secret = generate_secret();
+        let now: DateTime<Utc> = Utc::now();
+        let ttl = chrono::Duration::from_std(policy.ttl).unwrap_or(chrono::Duration::hours(12));
+        let session = SessionRecord {
+            id: generate_id("ses"),
+            session_hash: hash_secret(&secret),
+            user_id: user.id.clone(),
+            csrf_token: generate_secret(),
+            created_at: now,
+            last_seen: now,
+            expires_at: now + ttl,
+        };
+        self.store.create_session(session.clone()).await?;
+        Ok((session, secret))
     }
 
     /// The active agent whose credential is `credential`.

@@ -9,6 +9,7 @@
 //! - [`agents`]: registration, statuses, hostname resolution.
 //! - [`stats`]: the server's own counters.
 //! - [`audit`]: the audit log.
+//! - [`throttle`]: per-address failure throttling (login, enrollment).
 //! - [`workloads`]: per-workload series derived from `container_list`.
 
 pub mod agents;
@@ -17,4 +18,5 @@ pub mod auth;
 pub mod commands;
 pub mod ingest;
 pub mod stats;
+pub mod throttle;
 pub mod workloads;

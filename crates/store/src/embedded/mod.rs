@@ -52,7 +52,8 @@ use tokio::sync::oneshot;
 use crate::{
     AgentRecord, AgentState, ApiTokenRecord, AuditEvent, AuditQuery, CommandRecord, CommandStatus,
     EnrollmentTokenRecord, HistoryQuery, IngestOutcome, MaintenanceReport, NewAgent, NewAuditEvent,
-    NewCommand, Result, Retention, Role, Sample, SecretHash, Store, StoreError, UserRecord,
+    NewCommand, Result, Retention, Role, Sample, SecretHash, SessionRecord, Store, StoreError,
+    UserRecord,
 };
 
 use writer::{Job, PreparedBatch, WriterCtx};
@@ -922,6 +923,200 @@ impl Store for EmbeddedStore {
             )
             .optional()
             .map_err(sql_error)
+        })
+        .await
+    }
+
+    async fn update_user(
+        &self,
+        id: &str,
+        role: Option<Role>,
+        password_hash: Option<String>,
+    ) -> Result<()> {
+        let id = id.to_owned();
+        self.write(move |ctx| {
+            let changed = ctx
+                .conn
+                .execute(
+                    "UPDATE users SET role = coalesce(?2, role), password_hash = coalesce(?3, password_hash) WHERE id = ?1",
+                    params![id, role.map(role_text), password_hash],
+                )
+                .map_err(sql_error)?;
+            expect_row(changed, "user", &id)
+        })
+        .await
+    }
+
+    async fn delete_user(&self, id: &str) -> Result<()> {
+        let id = id.to_owned();
+        self.write(move |ctx| {
+            let tx = ctx.conn.transaction().map_err(sql_error)?;
+            let changed = tx
+                .execute("DELETE FROM users WHERE id = ?1", [&id])
+                .map_err(sql_error)?;
+            tx.execute("DELETE FROM api_tokens WHERE user_id = ?1", [&id])
+                .map_err(sql_error)?;
+            tx.execute("DELETE FROM sessions WHERE user_id = ?1", [&id])
+                .map_err(sql_error)?;
+            expect_row(changed, "user", &id)?;
+            tx.commit().map_err(sql_error)
+        })
+        .await
+    }
+
+    async fn list_api_tokens(&self, user_id: Option<&str>) -> Result<Vec<ApiTokenRecord>> {
+        let user_id = user_id.map(str::to_owned);
+        self.read(move |conn| {
+            let mut statement = conn
+                .prepare_cached(
+                    "SELECT id, user_id, name, token_hash, created_at, last_used FROM api_tokens \
+                     WHERE ?1 IS NULL OR user_id = ?1 ORDER BY created_at, id",
+                )
+                .map_err(sql_error)?;
+            let rows = statement
+                .query_map([user_id], |row| {
+                    Ok(ApiTokenRecord {
+                        id: row.get(0)?,
+                        user_id: row.get(1)?,
+                        name: row.get(2)?,
+                        token_hash: row.get(3)?,
+                        created_at: from_ns(row.get(4)?),
+                        last_used: opt_from_ns(row.get(5)?),
+                    })
+                })
+                .map_err(sql_error)?;
+            rows.collect::<rusqlite::Result<_>>().map_err(sql_error)
+        })
+        .await
+    }
+
+    async fn delete_api_token(&self, id: &str) -> Result<()> {
+        let id = id.to_owned();
+        self.write(move |ctx| {
+            let changed = ctx
+                .conn
+                .execute("DELETE FROM api_tokens WHERE id = ?1", [&id])
+                .map_err(sql_error)?;
+            expect_row(changed, "API token", &id)
+        })
+        .await
+    }
+
+    async fn touch_api_token(&self, id: &str, at: DateTime<Utc>) -> Result<()> {
+        let id = id.to_owned();
+        self.write(move |ctx| {
+            ctx.conn
+                .execute(
+                    "UPDATE api_tokens SET last_used = ?2 WHERE id = ?1",
+                    params![id, to_ns(at)],
+                )
+                .map_err(sql_error)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn create_session(&self, session: SessionRecord) -> Result<()> {
+        self.write(move |ctx| {
+            ctx.conn
+                .execute(
+                    "INSERT INTO sessions (id, session_hash, user_id, csrf_token, created_at, last_seen, expires_at) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                    params![
+                        session.id,
+                        session.session_hash,
+                        session.user_id,
+                        session.csrf_token,
+                        to_ns(session.created_at),
+                        to_ns(session.last_seen),
+                        to_ns(session.expires_at)
+                    ],
+                )
+                .map_err(sql_error)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn session_by_hash(&self, session_hash: &str) -> Result<Option<SessionRecord>> {
+        let hash = session_hash.to_owned();
+        self.read(move |conn| {
+            conn.query_row(
+                "SELECT id, session_hash, user_id, csrf_token, created_at, last_seen, expires_at FROM sessions WHERE session_hash = ?1",
+                [hash],
+                |row| {
+                    Ok(SessionRecord {
+                        id: row.get(0)?,
+                        session_hash: row.get(1)?,
+                        user_id: row.get(2)?,
+                        csrf_token: row.get(3)?,
+                        created_at: from_ns(row.get(4)?),
+                        last_seen: from_ns(row.get(5)?),
+                        expires_at: from_ns(row.get(6)?),
+                    })
+                },
+            )
+            .optional()
+            .map_err(sql_error)
+        })
+        .await
+    }
+
+    async fn touch_session(&self, id: &str, at: DateTime<Utc>) -> Result<()> {
+        let id = id.to_owned();
+        self.write(move |ctx| {
+            ctx.conn
+                .execute(
+                    "UPDATE sessions SET last_seen = ?2 WHERE id = ?1",
+                    params![id, to_ns(at)],
+                )
+                .map_err(sql_error)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn delete_session(&self, id: &str) -> Result<()> {
+        let id = id.to_owned();
+        self.write(move |ctx| {
+            ctx.conn
+                .execute("DELETE FROM sessions WHERE id = ?1", [&id])
+                .map_err(sql_error)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn delete_expired_sessions(
+        &self,
+        now: DateTime<Utc>,
+        idle_before: DateTime<Utc>,
+    ) -> Result<u64> {
+        self.write(move |ctx| {
+            let n = ctx
+                .conn
+                .execute(
+                    "DELETE FROM sessions WHERE expires_at <= ?1 OR last_seen < ?2",
+                    params![to_ns(now), to_ns(idle_before)],
+                )
+                .map_err(sql_error)?;
+            Ok(n as u64)
+        })
+        .await
+    }
+
+    async fn set_agent_labels(&self, id: &str, labels: BTreeMap<String, String>) -> Result<()> {
+        let id = id.to_owned();
+        let labels_json = to_json_text(&labels)?;
+        self.write(move |ctx| {
+            let changed = ctx
+                .conn
+                .execute(
+                    "UPDATE agents SET labels_json = ?2 WHERE id = ?1",
+                    params![id, labels_json],
+                )
+                .map_err(sql_error)?;
+            expect_row(changed, "agent", &id)
         })
         .await
     }

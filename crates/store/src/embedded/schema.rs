@@ -177,6 +177,19 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX audit_by_at ON audit_log(at);
     CREATE INDEX commands_by_agent_created ON commands(agent_id, created_at);
     "#,
+    // 4: browser sessions.
+    r#"
+    CREATE TABLE sessions (
+        id TEXT PRIMARY KEY,
+        session_hash TEXT NOT NULL UNIQUE,
+        user_id TEXT NOT NULL,
+        csrf_token TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        last_seen INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL
+    );
+    CREATE INDEX sessions_by_user ON sessions(user_id);
+    "#,
 ];
 
 /// Brings the database up to the newest schema, in one transaction.
