@@ -1117,3 +1117,46 @@ async fn local_agent_reports_this_host() {
         .expect("local agent stops")
         .unwrap();
 }
+
+#[tokio::test]
+async fn an_agent_may_hold_two_command_polls_not_more() {
+    let h = harness().await;
+    let (_, credential) = h.register("web-01").await;
+    let poll = || {
+        let app = h.app();
+        let credential = credential.clone();
+        tokio::spawn(async move {
+            let req = Request::get("/api/v1/agent/command?wait=30s")
+                .header("authorization", format!("Bearer {credential}"))
+                .body(Body::empty())
+                .unwrap();
+            send(app, req).await
+        })
+    };
+    let first = poll();
+    let second = poll();
+    wait_for_pollers(&h.state, 1).await;
+    // Both polls wait on the agent's one key; give the second time to join.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let third = Request::get("/api/v1/agent/command?wait=0s")
+            .header("authorization", format!("Bearer {credential}"))
+            .body(Body::empty())
+            .unwrap();
+        let (s, b) = h.send(third).await;
+        if s == StatusCode::TOO_MANY_REQUESTS {
+            assert!(b["error"].as_str().unwrap().contains("polls open"), "{b}");
+            break;
+        }
+        assert_eq!(s, StatusCode::NO_CONTENT, "{b}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "a third poll was never refused"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    h.shutdown.cancel();
+    let (s1, _) = first.await.unwrap();
+    let (s2, _) = second.await.unwrap();
+    assert_eq!((s1, s2), (StatusCode::NO_CONTENT, StatusCode::NO_CONTENT));
+}

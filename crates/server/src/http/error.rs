@@ -31,6 +31,8 @@ pub enum AppError {
     TooManyRequests(String),
     #[error("the server is shutting down")]
     Unavailable,
+    #[error("{0}")]
+    Overloaded(String),
     /// Logged with its cause; the client sees only "internal server error".
     #[error("internal error: {0}")]
     Internal(String),
@@ -51,7 +53,7 @@ impl AppError {
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
-            Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable | Self::Overloaded(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

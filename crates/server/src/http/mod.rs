@@ -19,6 +19,8 @@ pub mod extract;
 pub mod routes;
 pub mod system;
 
+use std::sync::Arc;
+
 use axum::extract::DefaultBodyLimit;
 use axum::Router;
 use tokio_util::sync::CancellationToken;
@@ -44,6 +46,10 @@ pub fn app(state: AppState) -> Router {
             axum::http::StatusCode::REQUEST_TIMEOUT,
             REQUEST_TIMEOUT,
         ))
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::new(tokio::sync::Semaphore::new(MAX_CONCURRENT_REQUESTS)),
+            limit_concurrency,
+        ))
         .layer(security_header("x-content-type-options", "nosniff"))
         .layer(security_header("x-frame-options", "DENY"))
         .layer(security_header("referrer-policy", "no-referrer"))
@@ -52,6 +58,33 @@ pub fn app(state: AppState) -> Router {
             "default-src 'self'; frame-ancestors 'none'",
         ))
         .with_state(state)
+}
+
+/// Requests in flight at once (long-polls included: SPEC §7 plans for
+/// 10,000 agents polling); past it the server answers 503 at once rather
+/// than queueing without bound.
+pub const MAX_CONCURRENT_REQUESTS: usize = 20_000;
+
+async fn limit_concurrency(
+    axum::extract::State(permits): axum::extract::State<Arc<tokio::sync::Semaphore>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    match permits.try_acquire() {
+        Ok(_permit) => next.run(request).await,
+        Err(_) => {
+            use axum::response::IntoResponse;
+            let mut response = AppError::Overloaded(format!(
+                "the server is handling {MAX_CONCURRENT_REQUESTS} requests; retry shortly"
+            ))
+            .into_response();
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from_static("5"),
+            );
+            response
+        }
+    }
 }
 
 /// The longest any request may take.

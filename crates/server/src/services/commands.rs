@@ -114,6 +114,9 @@ impl KeyedNotify {
     }
 }
 
+/// Long-polls one agent may hold open at once.
+pub const MAX_LONG_POLLS_PER_AGENT: usize = 2;
+
 /// Timings of the queue.
 #[derive(Debug, Clone, Copy)]
 pub struct CommandTimings {
@@ -309,6 +312,16 @@ impl CommandService {
         let inner = &self.inner;
         let deadline = tokio::time::Instant::now() + wait.min(inner.timings.long_poll_max);
         let handle = inner.agents.subscribe(agent_id);
+        // The map holds one reference, each waiting poll one more. A real
+        // agent has one poll open (two briefly, around a reconnect); more
+        // is a misbehaving or cloned credential holding server resources.
+        let polls = Arc::strong_count(&handle.notify).saturating_sub(1);
+        if polls > MAX_LONG_POLLS_PER_AGENT {
+            return Err(CommandServiceError::Throttled(format!(
+                "agent {agent_id} already has {} command polls open (limit {MAX_LONG_POLLS_PER_AGENT})",
+                polls - 1
+            )));
+        }
         loop {
             // Register interest before looking, so a command queued between
             // the claim and the wait still wakes us.
