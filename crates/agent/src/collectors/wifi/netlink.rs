@@ -67,7 +67,8 @@ impl Nl80211Socket {
         // SAFETY: `raw` is a fresh, valid descriptor nobody else owns.
         let fd = unsafe { OwnedFd::from_raw_fd(raw) };
         let timeout = libc::timeval {
-            tv_sec: RECV_TIMEOUT.as_secs() as libc::time_t,
+            // `as _`: `time_t` is 32 or 64 bits by libc (musl warns on the name).
+            tv_sec: RECV_TIMEOUT.as_secs() as _,
             tv_usec: 0,
         };
         // SAFETY: valid fd; the option value is a timeval of the size given.
