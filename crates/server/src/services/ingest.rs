@@ -96,6 +96,13 @@ pub fn validate_batch_id(id: &str) -> Result<(), IngestError> {
 
 /// Decompresses (with the caps of `limits`), parses and checks a batch.
 /// CPU-bound: call it off the async threads for large bodies.
+/// Largest zstd window accepted: 2^23 = 8 MiB.
+pub const ZSTD_WINDOW_LOG_MAX: u32 = 23;
+
+/// Metrics bodies decoded at once, per core: parsing hostile JSON can take
+/// ~25x its size in memory, so decodes queue rather than run by thousands.
+pub const DECODES_PER_CORE: usize = 2;
+
 pub fn decode_batch(
     encoding: BodyEncoding,
     body: &[u8],
@@ -124,11 +131,17 @@ pub fn decode_batch(
             serde_json::from_slice(&json)?
         }
         BodyEncoding::Zstd => {
-            let decoder =
-                zstd::stream::read::Decoder::new(body).map_err(|e| IngestError::Decompress {
-                    encoding: "zstd",
-                    message: e.to_string(),
-                })?;
+            let zstd_error = |e: std::io::Error| IngestError::Decompress {
+                encoding: "zstd",
+                message: e.to_string(),
+            };
+            let mut decoder = zstd::stream::read::Decoder::new(body).map_err(zstd_error)?;
+            // A frame may ask for a 128 MiB window beside the output; agents
+            // compress at level 3 (a few MiB at most), so refuse more than
+            // 8 MiB (found by fuzzing, docs/security.md).
+            decoder
+                .window_log_max(ZSTD_WINDOW_LOG_MAX)
+                .map_err(zstd_error)?;
             let json = read_capped(decoder, limits.max_decompressed_bytes, "zstd")?;
             serde_json::from_slice(&json)?
         }
@@ -192,14 +205,18 @@ pub struct IngestService {
     store: Arc<dyn Store>,
     limits: IngestLimits,
     counters: Arc<Counters>,
+    /// Bounds decodes in flight (see [`DECODES_PER_CORE`]).
+    decodes: Arc<tokio::sync::Semaphore>,
 }
 
 impl IngestService {
     pub fn new(store: Arc<dyn Store>, limits: IngestLimits, counters: Arc<Counters>) -> Self {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         Self {
             store,
             limits,
             counters,
+            decodes: Arc::new(tokio::sync::Semaphore::new(cores * DECODES_PER_CORE)),
         }
     }
 
@@ -243,7 +260,13 @@ impl IngestService {
         validate_batch_id(batch_id)?;
         let limits = self.limits;
         // Decompressing up to 64 MiB and parsing it is CPU work: keep it off
-        // the async worker threads.
+        // the async worker threads. Waiting here is back-pressure on senders, not an error. The permit
+        // covers the decode only, not the wait for the group commit.
+        let permit = self
+            .decodes
+            .acquire()
+            .await
+            .map_err(|e| IngestError::Internal(format!("decode limit closed: {e}")))?;
         let envelopes = tokio::task::spawn_blocking(move || {
             let mut envelopes = decode_batch(encoding, body.as_ref(), limits)?;
             super::workloads::add_workload_series(&mut envelopes);
@@ -251,6 +274,7 @@ impl IngestService {
         })
         .await
         .map_err(|e| IngestError::Internal(format!("decode task failed: {e}")))??;
+        drop(permit);
         let now = Utc::now();
         let outcome = if envelopes.is_empty() {
             // Nothing to store; not worth a commit.
@@ -313,6 +337,32 @@ mod tests {
             decode_batch(BodyEncoding::Zstd, &zbomb, LIMITS),
             Err(IngestError::DecompressedTooLarge { .. })
         ));
+    }
+
+    #[test]
+    fn a_zstd_frame_asking_for_a_huge_window_is_refused() {
+        // Long-distance matching at window log 27 (128 MiB) declares that
+        // window in the frame header.
+        let data = vec![7u8; 1 << 16];
+        let mut encoder = zstd::stream::write::Encoder::new(Vec::new(), 3).unwrap();
+        encoder.long_distance_matching(true).unwrap();
+        encoder.window_log(27).unwrap();
+        std::io::Write::write_all(&mut encoder, &data).unwrap();
+        let frame = encoder.finish().unwrap();
+        let err = decode_batch(BodyEncoding::Zstd, &frame, LIMITS).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                IngestError::Decompress {
+                    encoding: "zstd",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        // The agent's own frames (level 3) decode.
+        let ok = zstd::encode_all(ONE.as_bytes(), 3).unwrap();
+        assert!(decode_batch(BodyEncoding::Zstd, &ok, LIMITS).is_ok());
     }
 
     #[test]
