@@ -368,7 +368,14 @@ async fn connect_reports_connected_and_refused() {
     assert_eq!(c.outcome.as_deref(), Some("connected"), "{c:?}");
     assert_eq!(c.address, format!("[::1]:{port6}"));
 
+    // A port that is bound but not listening refuses, and stays ours
+    // meanwhile (a dropped listener's port could be taken by a parallel
+    // test's bind).
     drop(listener);
+    let held = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    held.bind(&std::net::SocketAddr::from(([127, 0, 0, 1], 0)).into())
+        .unwrap();
+    let port = held.local_addr().unwrap().as_socket().unwrap().port();
     let c = run(&request(
         NetworkAction::Connect,
         &format!("127.0.0.1:{port}"),
@@ -376,7 +383,8 @@ async fn connect_reports_connected_and_refused() {
     .await
     .connect
     .unwrap();
-    assert!(!c.success);
+    drop(held);
+    assert!(!c.success, "{c:?}");
     assert_eq!(c.outcome.as_deref(), Some("refused"), "{c:?}");
     assert_eq!(c.error.as_deref(), Some("Connection refused"));
 }

@@ -84,10 +84,12 @@ async fn seed_diagnostics_run_on_the_agent_and_return_real_results() {
     // connect: a port this test listens on, and one nobody does.
     let open = TcpListener::bind("127.0.0.1:0").unwrap();
     let open_port = open.local_addr().unwrap().port();
-    let closed_port = {
-        let l = TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
+    // Bound but not listening: refuses, and no other test can take it.
+    let closed = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    closed
+        .bind(&std::net::SocketAddr::from(([127, 0, 0, 1], 0)).into())
+        .unwrap();
+    let closed_port = closed.local_addr().unwrap().as_socket().unwrap().port();
     let c = run(
         api,
         &format!("/admin/trigger_network?hostname=diag-01&action=connect&target=127.0.0.1&port={open_port}"),
