@@ -18,6 +18,8 @@
 //! - [`first_run`]: the admin user, its API token and the enrollment token.
 //! - [`local_agent`]: the agent runtime in-process over a transport that
 //!   calls the services directly.
+//! - [`ui`]: the web dashboard (askama pages, htmx fragments, uPlot
+//!   charts; assets embedded).
 //! - [`tls`]: HTTPS from certificate files, and `tls init` (a private CA
 //!   and a server certificate).
 //! - [`run`]: opens the store, prepares credentials, starts the background
@@ -32,6 +34,7 @@ pub mod local_agent;
 pub mod services;
 pub mod state;
 pub mod tls;
+pub mod ui;
 
 use std::io::Write;
 use std::sync::Arc;
@@ -167,6 +170,25 @@ async fn run_with_store(
             .clone()
             .run_expiry(state.expiry_interval(), shutdown.clone()),
     );
+    // The overview's sparklines: the last half hour, from the store.
+    {
+        let store = state.store.clone();
+        let trails = state.trails.clone();
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            let agents = match store.list_agents().await {
+                Ok(agents) => agents.into_iter().map(|a| a.id).collect::<Vec<_>>(),
+                Err(e) => {
+                    tracing::warn!(error = %e, "sparkline backfill: listing agents failed");
+                    return;
+                }
+            };
+            tokio::select! {
+                () = trails.backfill(store.as_ref(), &agents) => {}
+                () = shutdown.cancelled() => {}
+            }
+        });
+    }
     let agent_task = if local_agent {
         match local_agent::start_local_agent(&state, shutdown.child_token()).await {
             Ok(task) => Some(task),

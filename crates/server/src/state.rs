@@ -30,6 +30,8 @@ pub struct AppState {
     pub enroll_throttle: Arc<Throttle>,
     /// Served over TLS: session cookies get `Secure`.
     pub tls: bool,
+    /// Sparkline trails of the fleet overview.
+    pub trails: Arc<crate::services::fleet::FleetTrails>,
 }
 
 /// Failed logins from one address before it waits (per window).
@@ -41,6 +43,7 @@ pub const THROTTLE_WINDOW: Duration = Duration::from_secs(300);
 impl AppState {
     pub fn new(store: Arc<dyn Store>, settings: Settings, shutdown: CancellationToken) -> Self {
         let counters = Arc::new(Counters::default());
+        let trails = Arc::new(crate::services::fleet::FleetTrails::default());
         let settings_tls = settings.tls_cert.is_some();
         let limits = IngestLimits {
             max_body_bytes: settings.max_body_bytes,
@@ -55,7 +58,7 @@ impl AppState {
         };
         Self {
             auth: Authenticator::new(store.clone(), settings.auth_cache_ttl),
-            ingest: IngestService::new(store.clone(), limits, counters.clone()),
+            ingest: IngestService::new(store.clone(), limits, counters.clone(), trails.clone()),
             commands: CommandService::new(
                 store.clone(),
                 timings,
@@ -69,6 +72,7 @@ impl AppState {
             login_throttle: Arc::new(Throttle::new(LOGIN_MAX_FAILURES, THROTTLE_WINDOW)),
             enroll_throttle: Arc::new(Throttle::new(ENROLL_MAX_FAILURES, THROTTLE_WINDOW)),
             tls: settings_tls,
+            trails,
         }
     }
 

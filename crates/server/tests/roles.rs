@@ -158,14 +158,20 @@ async fn every_route_answers_each_kind_of_caller_by_its_rule() {
         let uri = route
             .path
             .replace("{type}", "cpu")
-            .replace("{id}", "does-not-exist");
+            .replace("{id}", "does-not-exist")
+            .replace("{*path}", "app.css")
+            .replace("{kind}", "ping");
         for (who, credential, role) in callers {
             // Deletes of ids that do not exist are harmless; bodies are
             // empty, so a permitted call fails later, with 400 or 404.
             let r = h
                 .send(request(route.method.as_str(), &uri, credential, None))
                 .await;
-            let denied = matches!(r.status, StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN);
+            let denied = matches!(
+                r.status,
+                StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN | StatusCode::SEE_OTHER
+            ) && !(route.access == Access::Public
+                && r.status == StatusCode::SEE_OTHER);
             let expected_denial = match (route.access, who, role) {
                 (Access::Public, _, _) => None,
                 (Access::Agent, "agent", _) => None,
@@ -175,6 +181,11 @@ async fn every_route_answers_each_kind_of_caller_by_its_rule() {
                     Some(StatusCode::FORBIDDEN)
                 }
                 (Access::Role(_), _, Some(_)) => None,
+                (Access::Page(_), _, None) => Some(StatusCode::SEE_OTHER),
+                (Access::Page(min), _, Some(r)) if role_rank(r) < role_rank(min) => {
+                    Some(StatusCode::FORBIDDEN)
+                }
+                (Access::Page(_), _, Some(_)) => None,
             };
             match expected_denial {
                 Some(status) => assert_eq!(

@@ -705,6 +705,23 @@ pub async fn latest_keeps_newest_per_type_and_entity(store: &dyn Store) {
     assert!(latest.contains(&newest_root));
     assert!(latest.iter().any(|e| e.data["mountpoint"] == "/boot"));
     assert!(store.latest("other").await.expect("latest").is_empty());
+    // Restricted to some types: every entity of those, nothing else.
+    let disks = store
+        .latest_of_types("a1", &["disk"])
+        .await
+        .expect("latest of types");
+    assert_eq!(disks.len(), 2, "{disks:?}");
+    assert!(disks.contains(&newest_root));
+    let cpu = store
+        .latest_of_types("a1", &["nope", "cpu"])
+        .await
+        .expect("latest of types");
+    assert_eq!(cpu, vec![newest_cpu]);
+    assert!(store
+        .latest_of_types("other", &["cpu"])
+        .await
+        .expect("latest of types")
+        .is_empty());
 }
 
 pub async fn history_raw_returns_what_was_sent(store: &dyn Store) {

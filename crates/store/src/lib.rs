@@ -380,6 +380,14 @@ pub trait Store: Send + Sync + 'static {
     /// The newest envelope of every type (and, for per-entity types, of
     /// every entity) the agent has sent.
     async fn latest(&self, agent_id: &str) -> Result<Vec<RawEnvelope>>;
+    /// [`Store::latest`] restricted to `types` (the fleet overview reads
+    /// the small gauges of every host and must not copy their process or
+    /// package lists). Backends with the state in memory override this.
+    async fn latest_of_types(&self, agent_id: &str, types: &[&str]) -> Result<Vec<RawEnvelope>> {
+        let mut all = self.latest(agent_id).await?;
+        all.retain(|e| types.contains(&e.metric_type.as_str()));
+        Ok(all)
+    }
     /// Seals what is due and applies retention, as of `now`.
     async fn maintenance(&self, now: DateTime<Utc>) -> Result<MaintenanceReport>;
 

@@ -515,6 +515,7 @@ pub async fn delete_agent(
 ) -> Result<StatusCode, AppError> {
     let before = lifecycle_delete_agent(state.store.as_ref(), &id).await?;
     state.auth.clear_cache();
+    state.trails.forget(&id);
     audit(
         &state,
         &principal.actor(ip.0),

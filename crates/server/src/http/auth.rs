@@ -141,50 +141,47 @@ pub fn session_cookie_header(secret: &str, max_age_secs: i64, secure: bool) -> S
     cookie
 }
 
-/// `POST /api/v1/auth/login` `{"username", "password"}` → sets the session
-/// cookie, answers `{"username", "role", "csrf_token"}`.
-pub async fn login(
-    State(state): State<AppState>,
-    ip: ClientIp,
-    headers: HeaderMap,
-    body: Body,
-) -> Result<Response, AppError> {
-    let key =
-        ip.0.map(|a| a.to_string())
-            .unwrap_or_else(|| "unknown".into());
+/// A successful sign-in: the `Set-Cookie` value and who signed in.
+pub struct SignedIn {
+    pub cookie: String,
+    pub username: String,
+    pub role: Role,
+    pub csrf_token: String,
+}
+
+/// Checks a username and password (throttled per client address, every
+/// outcome audited) and starts a session. Shared by the JSON API and the
+/// dashboard's login form.
+pub async fn sign_in(
+    state: &AppState,
+    ip: Option<std::net::IpAddr>,
+    username: &str,
+    password: &str,
+) -> Result<SignedIn, AppError> {
+    let key = ip
+        .map(|a| a.to_string())
+        .unwrap_or_else(|| "unknown".into());
     let anonymous = Actor {
         name: "anonymous".into(),
-        source_ip: ip.0,
+        source_ip: ip,
     };
     if let Err(wait) = state.login_throttle.check(&key) {
-        audit(
-            &state,
-            &anonymous,
-            "login.throttled",
-            None,
-            "refused".into(),
-        )
-        .await;
+        audit(state, &anonymous, "login.throttled", None, "refused".into()).await;
         return Err(AppError::TooManyRequests(format!(
             "too many failed logins from {key}; try again in {}s",
             wait.as_secs().max(1)
         )));
     }
-    let body: LoginBody = json_body(&headers, body).await?;
-    if body.password.len() > MAX_PASSWORD_BYTES || body.username.len() > 256 {
+    if password.len() > MAX_PASSWORD_BYTES || username.len() > 256 {
         return Err(AppError::BadRequest("username or password too long".into()));
     }
-    let user = match state
-        .auth
-        .verify_login(&body.username, &body.password)
-        .await
-    {
+    let user = match state.auth.verify_login(username, password).await {
         Ok(user) => user,
         Err(_) => {
             state.login_throttle.record_failure(&key);
-            let shown: String = body.username.chars().take(64).collect();
+            let shown: String = username.chars().take(64).collect();
             audit(
-                &state,
+                state,
                 &anonymous,
                 "login.failed",
                 Some(&shown),
@@ -201,19 +198,36 @@ pub async fn login(
     let (session, secret) = state.auth.start_session(&user, policy).await?;
     let actor = Actor {
         name: format!("user:{}", user.username),
-        source_ip: ip.0,
+        source_ip: ip,
     };
-    audit(&state, &actor, "login.ok", Some(&session.id), "ok".into()).await;
-    let cookie = session_cookie_header(&secret, policy.ttl.as_secs() as i64, state.tls_enabled());
+    audit(state, &actor, "login.ok", Some(&session.id), "ok".into()).await;
+    Ok(SignedIn {
+        cookie: session_cookie_header(&secret, policy.ttl.as_secs() as i64, state.tls_enabled()),
+        username: user.username,
+        role: user.role,
+        csrf_token: session.csrf_token,
+    })
+}
+
+/// `POST /api/v1/auth/login` `{"username", "password"}` → sets the session
+/// cookie, answers `{"username", "role", "csrf_token"}`.
+pub async fn login(
+    State(state): State<AppState>,
+    ip: ClientIp,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, AppError> {
+    let body: LoginBody = json_body(&headers, body).await?;
+    let signed = sign_in(&state, ip.0, &body.username, &body.password).await?;
     let mut response = Json(json!({
-        "username": user.username,
-        "role": role_name(user.role),
-        "csrf_token": session.csrf_token,
+        "username": signed.username,
+        "role": role_name(signed.role),
+        "csrf_token": signed.csrf_token,
     }))
     .into_response();
     response.headers_mut().insert(
         SET_COOKIE,
-        HeaderValue::from_str(&cookie).map_err(AppError::internal)?,
+        HeaderValue::from_str(&signed.cookie).map_err(AppError::internal)?,
     );
     Ok(response)
 }

@@ -37,6 +37,10 @@ pub enum Access {
     Public,
     Agent,
     Role(Role),
+    /// A dashboard page or fragment: the same rule as `Role`, but a caller
+    /// who is not signed in is sent to the login page (a 303, or
+    /// `HX-Redirect` for htmx requests) and a refusal is an HTML page.
+    Page(Role),
 }
 
 /// One route: method, path (axum syntax), rule, handler.
@@ -47,7 +51,7 @@ pub struct RouteSpec {
     pub handler: MethodRouter<AppState>,
 }
 
-fn spec(
+pub fn spec(
     method: Method,
     path: &'static str,
     access: Access,
@@ -297,6 +301,10 @@ pub fn route_table() -> Vec<RouteSpec> {
             post(agent_api::rotate),
         ),
     ]
+    .into_iter()
+    // The dashboard's pages, fragments and assets (issue 6).
+    .chain(crate::ui::route_specs())
+    .collect()
 }
 
 /// Adds the table's routes, each behind its rule, to a router.
@@ -330,65 +338,73 @@ async fn guard(
     mut request: Request,
     next: Next,
 ) -> Response {
-    let min = match access {
+    let (min, page) = match access {
         Access::Public | Access::Agent => return next.run(request).await,
-        Access::Role(min) => min,
+        Access::Role(min) => (min, false),
+        Access::Page(min) => (min, true),
     };
     let headers = request.headers().clone();
-    match authenticate(&state, &headers).await {
-        Ok((principal, audit_token_use)) => {
-            if audit_token_use {
-                if let Via::Token { id, name } = &principal.via {
-                    state
-                        .commands
-                        .audit()
-                        .record(
-                            &principal.actor(ip.0),
-                            Entry {
-                                action: "token.use",
-                                agent_id: None,
-                                target: Some(id),
-                                outcome: "ok".into(),
-                                detail: serde_json::json!({ "name": name }),
-                            },
-                        )
-                        .await;
-                }
-            }
-            if !principal.may(min) {
-                return AppError::Forbidden(format!(
-                    "this needs the {} role; {} has {}",
-                    role_name(min),
-                    principal.username,
-                    role_name(principal.role)
-                ))
-                .into_response();
-            }
-            if let Via::Session { csrf_token, .. } = &principal.via {
-                let safe = matches!(*request.method(), Method::GET | Method::HEAD);
-                let sent = request
-                    .headers()
-                    .get(CSRF_HEADER)
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or("");
-                if !safe
-                    && !crate::services::auth::constant_time_eq(
-                        sent.as_bytes(),
-                        csrf_token.as_bytes(),
-                    )
-                {
-                    return AppError::Forbidden(
-                        "missing or wrong X-CSRF-Token header (GET /api/v1/auth/me gives it)"
-                            .into(),
-                    )
-                    .into_response();
-                }
-            }
+    let method = request.method().clone();
+    match check(&state, ip, &headers, &method, min).await {
+        Ok(principal) => {
             request.extensions_mut().insert(principal);
             next.run(request).await
         }
+        Err(e) if page => crate::ui::page_denial(&headers, request.uri(), e),
         Err(e) => e.into_response(),
     }
+}
+
+/// Authenticates the caller, audits API-token use, and applies the role
+/// and CSRF rules.
+async fn check(
+    state: &AppState,
+    ip: ClientIp,
+    headers: &HeaderMap,
+    method: &Method,
+    min: Role,
+) -> Result<Principal, AppError> {
+    let (principal, audit_token_use) = authenticate(state, headers).await?;
+    if audit_token_use {
+        if let Via::Token { id, name } = &principal.via {
+            state
+                .commands
+                .audit()
+                .record(
+                    &principal.actor(ip.0),
+                    Entry {
+                        action: "token.use",
+                        agent_id: None,
+                        target: Some(id),
+                        outcome: "ok".into(),
+                        detail: serde_json::json!({ "name": name }),
+                    },
+                )
+                .await;
+        }
+    }
+    if !principal.may(min) {
+        return Err(AppError::Forbidden(format!(
+            "this needs the {} role; {} has {}",
+            role_name(min),
+            principal.username,
+            role_name(principal.role)
+        )));
+    }
+    if let Via::Session { csrf_token, .. } = &principal.via {
+        let safe = matches!(*method, Method::GET | Method::HEAD);
+        let sent = headers
+            .get(CSRF_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        if !safe && !crate::services::auth::constant_time_eq(sent.as_bytes(), csrf_token.as_bytes())
+        {
+            return Err(AppError::Forbidden(
+                "missing or wrong X-CSRF-Token header (GET /api/v1/auth/me gives it)".into(),
+            ));
+        }
+    }
+    Ok(principal)
 }
 
 /// Bearer API token first, then the session cookie.

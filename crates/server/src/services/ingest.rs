@@ -207,16 +207,24 @@ pub struct IngestService {
     counters: Arc<Counters>,
     /// Bounds decodes in flight (see [`DECODES_PER_CORE`]).
     decodes: Arc<tokio::sync::Semaphore>,
+    /// The fleet overview's sparklines, fed from stored batches.
+    trails: Arc<super::fleet::FleetTrails>,
 }
 
 impl IngestService {
-    pub fn new(store: Arc<dyn Store>, limits: IngestLimits, counters: Arc<Counters>) -> Self {
+    pub fn new(
+        store: Arc<dyn Store>,
+        limits: IngestLimits,
+        counters: Arc<Counters>,
+        trails: Arc<super::fleet::FleetTrails>,
+    ) -> Self {
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         Self {
             store,
             limits,
             counters,
             decodes: Arc::new(tokio::sync::Semaphore::new(cores * DECODES_PER_CORE)),
+            trails,
         }
     }
 
@@ -280,7 +288,12 @@ impl IngestService {
             // Nothing to store; not worth a commit.
             IngestOutcome::Stored { envelopes: 0 }
         } else {
-            self.store.ingest(agent_id, batch_id, envelopes).await?
+            let points = super::fleet::trail_points(&envelopes);
+            let outcome = self.store.ingest(agent_id, batch_id, envelopes).await?;
+            if matches!(outcome, IngestOutcome::Stored { .. }) {
+                self.trails.record(agent_id, &points);
+            }
+            outcome
         };
         if let Err(e) = self.store.touch_agent(agent_id, now).await {
             tracing::warn!(agent_id, error = %e, "recording agent activity failed");

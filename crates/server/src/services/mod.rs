@@ -16,6 +16,7 @@ pub mod agents;
 pub mod audit;
 pub mod auth;
 pub mod commands;
+pub mod fleet;
 pub mod ingest;
 pub mod stats;
 pub mod throttle;

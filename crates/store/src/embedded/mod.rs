@@ -1295,6 +1295,25 @@ impl Store for EmbeddedStore {
             .unwrap_or_default())
     }
 
+    async fn latest_of_types(&self, agent_id: &str, types: &[&str]) -> Result<Vec<RawEnvelope>> {
+        let mem = self.shared.lock_mem()?;
+        let Some(by_key) = mem.latest.get(agent_id) else {
+            return Ok(Vec::new());
+        };
+        let mut out = Vec::new();
+        for t in types {
+            // Keys are (type, entity): one range per type.
+            let from = ((*t).to_owned(), String::new());
+            out.extend(
+                by_key
+                    .range(from..)
+                    .take_while(|((ty, _), _)| ty == t)
+                    .map(|(_, e)| e.clone()),
+            );
+        }
+        Ok(out)
+    }
+
     async fn maintenance(&self, now: DateTime<Utc>) -> Result<MaintenanceReport> {
         self.write(move |ctx| ctx.maintain(now)).await
     }
