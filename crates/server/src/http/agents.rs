@@ -15,7 +15,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use spectra_protocol::{HostInfo, RawEnvelope};
-use spectra_store::{AgentRecord, AgentState, HistoryQuery, Sample};
+use spectra_store::{AgentRecord, AgentState, EnrollmentTokenRecord, HistoryQuery, Sample};
 
 use super::error::AppError;
 use super::extract::{Caller, ClientIp, QueryParams};
@@ -314,10 +314,11 @@ pub struct EnrollmentTokenView {
     pub created_at: DateTime<Utc>,
 }
 
-/// `GET /api/v1/enrollment-tokens`, oldest first.
-pub async fn list_enrollment_tokens(
-    State(state): State<AppState>,
-) -> Result<Json<Vec<EnrollmentTokenView>>, AppError> {
+/// Every enrollment token as listed, oldest first (shared by the API and
+/// the dashboard).
+pub async fn enrollment_token_views(
+    state: &AppState,
+) -> Result<Vec<EnrollmentTokenView>, AppError> {
     let now = Utc::now();
     let mut tokens: Vec<EnrollmentTokenView> = state
         .store
@@ -338,7 +339,14 @@ pub async fn list_enrollment_tokens(
             .cmp(&b.created_at)
             .then_with(|| a.id.cmp(&b.id))
     });
-    Ok(Json(tokens))
+    Ok(tokens)
+}
+
+/// `GET /api/v1/enrollment-tokens`, oldest first.
+pub async fn list_enrollment_tokens(
+    State(state): State<AppState>,
+) -> Result<Json<Vec<EnrollmentTokenView>>, AppError> {
+    Ok(Json(enrollment_token_views(&state).await?))
 }
 
 /// `POST /api/v1/enrollment-tokens` `{"uses", "expires_in", "labels"}` →
@@ -352,18 +360,7 @@ pub async fn create_enrollment_token(
     body: axum::body::Body,
 ) -> Result<Response, AppError> {
     let request: NewEnrollmentToken = json_body(&headers, body).await?;
-    let (record, token) =
-        new_enrollment_token(request, Utc::now()).map_err(AppError::BadRequest)?;
-    state.store.create_enrollment_token(record.clone()).await?;
-    audit(
-        &state,
-        &principal.actor(ip.0),
-        "enrollment_token.create",
-        None,
-        Some(&record.id),
-        json!({ "uses": record.uses_left, "expires_at": record.expires_at, "labels": record.labels }),
-    )
-    .await;
+    let (record, token) = create_enrollment(&state, &principal.actor(ip.0), request).await?;
     let answer = json!({
         "id": record.id,
         "token": token,
@@ -374,6 +371,44 @@ pub async fn create_enrollment_token(
     Ok((StatusCode::CREATED, Json(answer)).into_response())
 }
 
+/// Checks and stores a new enrollment token, audited; returns the record
+/// and the plaintext token to show once (shared by the API and the
+/// dashboard).
+pub async fn create_enrollment(
+    state: &AppState,
+    actor: &Actor,
+    request: NewEnrollmentToken,
+) -> Result<(EnrollmentTokenRecord, String), AppError> {
+    let (record, token) =
+        new_enrollment_token(request, Utc::now()).map_err(AppError::BadRequest)?;
+    state.store.create_enrollment_token(record.clone()).await?;
+    audit(
+        state,
+        actor,
+        "enrollment_token.create",
+        None,
+        Some(&record.id),
+        json!({ "uses": record.uses_left, "expires_at": record.expires_at, "labels": record.labels }),
+    )
+    .await;
+    Ok((record, token))
+}
+
+/// Revokes an enrollment token, audited (shared by the API and the dashboard).
+pub async fn revoke_enrollment(state: &AppState, actor: &Actor, id: &str) -> Result<(), AppError> {
+    state.store.delete_enrollment_token(id).await?;
+    audit(
+        state,
+        actor,
+        "enrollment_token.revoke",
+        None,
+        Some(id),
+        json!({}),
+    )
+    .await;
+    Ok(())
+}
+
 /// `DELETE /api/v1/enrollment-tokens/{id}`: revokes the token (agents it
 /// enrolled keep working).
 pub async fn delete_enrollment_token(
@@ -382,16 +417,7 @@ pub async fn delete_enrollment_token(
     ip: ClientIp,
     Path(id): Path<String>,
 ) -> Result<StatusCode, AppError> {
-    state.store.delete_enrollment_token(&id).await?;
-    audit(
-        &state,
-        &principal.actor(ip.0),
-        "enrollment_token.revoke",
-        None,
-        Some(&id),
-        json!({}),
-    )
-    .await;
+    revoke_enrollment(&state, &principal.actor(ip.0), &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -439,17 +465,124 @@ pub async fn put_enrollment_settings(
         },
         _ => return Err(settings_shape()),
     };
-    set_require_approval(state.store.as_ref(), wanted.require_approval).await?;
+    set_approval_mode(&state, &principal.actor(ip.0), wanted.require_approval).await?;
+    Ok(Json(wanted))
+}
+
+/// Keeps the approval mode, audited (shared by the API and the dashboard).
+pub async fn set_approval_mode(state: &AppState, actor: &Actor, on: bool) -> Result<(), AppError> {
+    set_require_approval(state.store.as_ref(), on).await?;
     audit(
-        &state,
-        &principal.actor(ip.0),
+        state,
+        actor,
         "settings.require_approval",
         None,
         None,
-        json!({ "require_approval": wanted.require_approval }),
+        json!({ "require_approval": on }),
     )
     .await;
-    Ok(Json(wanted))
+    Ok(())
+}
+
+/// Sets an agent's state, clears the credential cache (so it applies at
+/// once) and audits `agent.<action>`; returns the agent as it was.
+async fn change_agent_state(
+    state: &AppState,
+    actor: &Actor,
+    id: &str,
+    new_state: AgentState,
+    action: &str,
+) -> Result<AgentRecord, AppError> {
+    let before = set_agent_state(state.store.as_ref(), id, new_state).await?;
+    state.auth.clear_cache();
+    audit(
+        state,
+        actor,
+        action,
+        Some(id),
+        Some(&before.hostname),
+        json!({ "was": before.state }),
+    )
+    .await;
+    Ok(before)
+}
+
+/// Approves a pending (or revoked) agent, audited; returns it as it was
+/// (shared by the API and the dashboard).
+pub async fn approve(state: &AppState, actor: &Actor, id: &str) -> Result<AgentRecord, AppError> {
+    change_agent_state(state, actor, id, AgentState::Active, "agent.approve").await
+}
+
+/// Revokes an agent (never the local one), audited; returns it as it was.
+pub async fn revoke(state: &AppState, actor: &Actor, id: &str) -> Result<AgentRecord, AppError> {
+    change_agent_state(state, actor, id, AgentState::Revoked, "agent.revoke").await
+}
+
+/// Deletes an agent and its data (never the local one), audited; returns
+/// it as it was.
+pub async fn remove_agent(
+    state: &AppState,
+    actor: &Actor,
+    id: &str,
+) -> Result<AgentRecord, AppError> {
+    let before = lifecycle_delete_agent(state.store.as_ref(), id).await?;
+    state.auth.clear_cache();
+    state.trails.forget(id);
+    audit(
+        state,
+        actor,
+        "agent.delete",
+        Some(id),
+        Some(&before.hostname),
+        json!({ "labels": before.labels }),
+    )
+    .await;
+    Ok(before)
+}
+
+/// Checks and replaces an agent's labels, audited; returns it as it was.
+pub async fn relabel(
+    state: &AppState,
+    actor: &Actor,
+    id: &str,
+    labels: BTreeMap<String, String>,
+) -> Result<AgentRecord, AppError> {
+    validate_labels(&labels).map_err(AppError::BadRequest)?;
+    let before = set_agent_labels(state.store.as_ref(), id, labels.clone()).await?;
+    audit(
+        state,
+        actor,
+        "agent.labels",
+        Some(id),
+        Some(&before.hostname),
+        json!({ "before": before.labels, "after": labels }),
+    )
+    .await;
+    Ok(before)
+}
+
+/// Flags the agent to rotate its credential on its next poll, audited.
+pub async fn ask_rotation(
+    state: &AppState,
+    actor: &Actor,
+    id: &str,
+) -> Result<AgentRecord, AppError> {
+    let agent = request_rotation(state.store.as_ref(), id).await?;
+    state
+        .commands
+        .audit()
+        .record(
+            actor,
+            Entry {
+                action: "agent.rotate",
+                agent_id: Some(id),
+                target: Some(&agent.hostname),
+                outcome: "requested".into(),
+                detail: json!({}),
+            },
+        )
+        .await;
+    Ok(agent)
 }
 
 /// The answer of the lifecycle actions: the agent as it is now.
@@ -470,17 +603,7 @@ pub async fn approve_agent(
     ip: ClientIp,
     Path(id): Path<String>,
 ) -> Result<Json<AgentView>, AppError> {
-    let before = set_agent_state(state.store.as_ref(), &id, AgentState::Active).await?;
-    state.auth.clear_cache();
-    audit(
-        &state,
-        &principal.actor(ip.0),
-        "agent.approve",
-        Some(&id),
-        Some(&before.hostname),
-        json!({ "was": before.state }),
-    )
-    .await;
+    approve(&state, &principal.actor(ip.0), &id).await?;
     agent_now(&state, &id).await
 }
 
@@ -492,17 +615,7 @@ pub async fn revoke_agent(
     ip: ClientIp,
     Path(id): Path<String>,
 ) -> Result<Json<AgentView>, AppError> {
-    let before = set_agent_state(state.store.as_ref(), &id, AgentState::Revoked).await?;
-    state.auth.clear_cache();
-    audit(
-        &state,
-        &principal.actor(ip.0),
-        "agent.revoke",
-        Some(&id),
-        Some(&before.hostname),
-        json!({ "was": before.state }),
-    )
-    .await;
+    revoke(&state, &principal.actor(ip.0), &id).await?;
     agent_now(&state, &id).await
 }
 
@@ -513,18 +626,7 @@ pub async fn delete_agent(
     ip: ClientIp,
     Path(id): Path<String>,
 ) -> Result<StatusCode, AppError> {
-    let before = lifecycle_delete_agent(state.store.as_ref(), &id).await?;
-    state.auth.clear_cache();
-    state.trails.forget(&id);
-    audit(
-        &state,
-        &principal.actor(ip.0),
-        "agent.delete",
-        Some(&id),
-        Some(&before.hostname),
-        json!({ "labels": before.labels }),
-    )
-    .await;
+    remove_agent(&state, &principal.actor(ip.0), &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -544,17 +646,7 @@ pub async fn put_agent_labels(
     body: axum::body::Body,
 ) -> Result<Json<AgentView>, AppError> {
     let LabelsBody { labels } = json_body(&headers, body).await?;
-    validate_labels(&labels).map_err(AppError::BadRequest)?;
-    let before = set_agent_labels(state.store.as_ref(), &id, labels.clone()).await?;
-    audit(
-        &state,
-        &principal.actor(ip.0),
-        "agent.labels",
-        Some(&id),
-        Some(&before.hostname),
-        json!({ "before": before.labels, "after": labels }),
-    )
-    .await;
+    relabel(&state, &principal.actor(ip.0), &id, labels).await?;
     agent_now(&state, &id).await
 }
 
@@ -567,22 +659,7 @@ pub async fn request_agent_rotation(
     ip: ClientIp,
     Path(id): Path<String>,
 ) -> Result<Response, AppError> {
-    let agent = request_rotation(state.store.as_ref(), &id).await?;
-    let actor = principal.actor(ip.0);
-    state
-        .commands
-        .audit()
-        .record(
-            &actor,
-            Entry {
-                action: "agent.rotate",
-                agent_id: Some(&id),
-                target: Some(&agent.hostname),
-                outcome: "requested".into(),
-                detail: json!({}),
-            },
-        )
-        .await;
+    ask_rotation(&state, &principal.actor(ip.0), &id).await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(json!({ "agent_id": id, "status": "rotation requested" })),

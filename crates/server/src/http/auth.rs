@@ -35,7 +35,7 @@ use super::routes::SESSION_COOKIE;
 use crate::services::audit::{Actor, Entry};
 use crate::services::auth::{
     generate_id, generate_secret, hash_password, new_api_token_record, parse_role, role_name,
-    role_rank, Via,
+    role_rank, Principal, Via,
 };
 use crate::state::AppState;
 
@@ -288,16 +288,36 @@ pub async fn change_own_password(
     body: Body,
 ) -> Result<StatusCode, AppError> {
     let body: PasswordBody = json_body(&headers, body).await?;
-    validate_password(&body.new_password)?;
+    change_password(
+        &state,
+        &principal,
+        ip.0,
+        &body.current_password,
+        body.new_password,
+    )
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The signed-in user changes their own password, given the current one;
+/// audited either way (shared by the API and the dashboard).
+pub async fn change_password(
+    state: &AppState,
+    principal: &Principal,
+    ip: Option<std::net::IpAddr>,
+    current_password: &str,
+    new_password: String,
+) -> Result<(), AppError> {
+    validate_password(&new_password)?;
     if state
         .auth
-        .verify_login(&principal.username, &body.current_password)
+        .verify_login(&principal.username, current_password)
         .await
         .is_err()
     {
         audit(
-            &state,
-            &principal.actor(ip.0),
+            state,
+            &principal.actor(ip),
             "user.password",
             Some(&principal.username),
             "refused: wrong current password".into(),
@@ -305,20 +325,20 @@ pub async fn change_own_password(
         .await;
         return Err(AppError::Forbidden("the current password is wrong".into()));
     }
-    let hash = hash_off_thread(body.new_password).await?;
+    let hash = hash_off_thread(new_password).await?;
     state
         .store
         .update_user(&principal.user_id, None, Some(hash))
         .await?;
     audit(
-        &state,
-        &principal.actor(ip.0),
+        state,
+        &principal.actor(ip),
         "user.password",
         Some(&principal.username),
         "ok".into(),
     )
     .await;
-    Ok(StatusCode::NO_CONTENT)
+    Ok(())
 }
 
 // ------------------------------------------------------------- users
@@ -363,32 +383,50 @@ pub async fn create_user(
     body: Body,
 ) -> Result<Response, AppError> {
     let body: NewUserBody = json_body(&headers, body).await?;
-    validate_username(&body.username)?;
-    validate_password(&body.password)?;
-    let role = role_from(&body.role)?;
-    if state.store.user_by_name(&body.username).await?.is_some() {
+    let user = create_user_account(
+        &state,
+        &principal.actor(ip.0),
+        body.username,
+        body.password,
+        &body.role,
+    )
+    .await?;
+    Ok((StatusCode::CREATED, Json(view(&user))).into_response())
+}
+
+/// Checks and creates a user, audited (shared by the API and the dashboard).
+pub async fn create_user_account(
+    state: &AppState,
+    actor: &Actor,
+    username: String,
+    password: String,
+    role: &str,
+) -> Result<UserRecord, AppError> {
+    validate_username(&username)?;
+    validate_password(&password)?;
+    let role = role_from(role)?;
+    if state.store.user_by_name(&username).await?.is_some() {
         return Err(AppError::Conflict(format!(
-            "user {} already exists",
-            body.username
+            "user {username} already exists"
         )));
     }
     let user = UserRecord {
         id: generate_id("usr"),
-        username: body.username,
-        password_hash: hash_off_thread(body.password).await?,
+        username,
+        password_hash: hash_off_thread(password).await?,
         role,
         created_at: Utc::now(),
     };
     state.store.create_user(user.clone()).await?;
     audit(
-        &state,
-        &principal.actor(ip.0),
+        state,
+        actor,
         "user.create",
         Some(&user.username),
         format!("ok: role {}", role_name(role)),
     )
     .await;
-    Ok((StatusCode::CREATED, Json(view(&user))).into_response())
+    Ok(user)
 }
 
 #[derive(Deserialize)]
@@ -418,16 +456,36 @@ pub async fn update_user(
     body: Body,
 ) -> Result<Json<UserView>, AppError> {
     let body: UpdateUserBody = json_body(&headers, body).await?;
+    let updated = update_user_account(
+        &state,
+        &principal.actor(ip.0),
+        &id,
+        body.role.as_deref(),
+        body.password,
+    )
+    .await?;
+    Ok(Json(view(&updated)))
+}
+
+/// Changes a user's role and/or resets their password, audited. The last
+/// admin keeps the admin role (shared by the API and the dashboard).
+pub async fn update_user_account(
+    state: &AppState,
+    actor: &Actor,
+    id: &str,
+    role: Option<&str>,
+    password: Option<String>,
+) -> Result<UserRecord, AppError> {
     let user = state
         .store
-        .get_user(&id)
+        .get_user(id)
         .await?
         .ok_or_else(|| AppError::NotFound(format!("user {id} not found")))?;
-    let role = body.role.as_deref().map(role_from).transpose()?;
-    if let Some(p) = &body.password {
+    let role = role.map(role_from).transpose()?;
+    if let Some(p) = &password {
         validate_password(p)?;
     }
-    if role.is_none() && body.password.is_none() {
+    if role.is_none() && password.is_none() {
         return Err(AppError::BadRequest(
             "nothing to change: give role and/or password".into(),
         ));
@@ -443,17 +501,16 @@ pub async fn update_user(
             )));
         }
     }
-    let hash = match body.password {
+    let hash = match password {
         Some(p) => Some(hash_off_thread(p).await?),
         None => None,
     };
     let reset = hash.is_some();
-    state.store.update_user(&id, role, hash).await?;
-    let actor = principal.actor(ip.0);
+    state.store.update_user(id, role, hash).await?;
     if let Some(r) = role {
         audit(
-            &state,
-            &actor,
+            state,
+            actor,
             "user.role",
             Some(&user.username),
             format!("ok: {} -> {}", role_name(user.role), role_name(r)),
@@ -462,20 +519,19 @@ pub async fn update_user(
     }
     if reset {
         audit(
-            &state,
-            &actor,
+            state,
+            actor,
             "user.password_reset",
             Some(&user.username),
             "ok".into(),
         )
         .await;
     }
-    let updated = state
+    state
         .store
-        .get_user(&id)
+        .get_user(id)
         .await?
-        .ok_or_else(|| AppError::NotFound(format!("user {id} not found")))?;
-    Ok(Json(view(&updated)))
+        .ok_or_else(|| AppError::NotFound(format!("user {id} not found")))
 }
 
 /// `DELETE /api/v1/users/{id}`: never the last admin.
@@ -485,9 +541,20 @@ pub async fn delete_user(
     Caller(principal): Caller,
     Path(id): Path<String>,
 ) -> Result<StatusCode, AppError> {
+    delete_user_account(&state, &principal.actor(ip.0), &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Deletes a user (never the last admin), audited; returns who it was
+/// (shared by the API and the dashboard).
+pub async fn delete_user_account(
+    state: &AppState,
+    actor: &Actor,
+    id: &str,
+) -> Result<UserRecord, AppError> {
     let user = state
         .store
-        .get_user(&id)
+        .get_user(id)
         .await?
         .ok_or_else(|| AppError::NotFound(format!("user {id} not found")))?;
     if user.role == Role::Admin && admin_count(state.store.as_ref()).await? <= 1 {
@@ -496,16 +563,16 @@ pub async fn delete_user(
             user.username
         )));
     }
-    state.store.delete_user(&id).await?;
+    state.store.delete_user(id).await?;
     audit(
-        &state,
-        &principal.actor(ip.0),
+        state,
+        actor,
         "user.delete",
         Some(&user.username),
         "ok".into(),
     )
     .await;
-    Ok(StatusCode::NO_CONTENT)
+    Ok(user)
 }
 
 // ------------------------------------------------------------- API tokens
@@ -548,7 +615,23 @@ pub async fn create_token(
     body: Body,
 ) -> Result<Response, AppError> {
     let body: NewTokenBody = json_body(&headers, body).await?;
-    let name = body.name.trim();
+    let (record, token) = create_api_token(&state, &principal, ip.0, &body.name).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "id": record.id, "name": record.name, "token": token })),
+    )
+        .into_response())
+}
+
+/// Creates an API token for the signed-in user, audited; returns the
+/// record and the token to show once (shared by the API and the dashboard).
+pub async fn create_api_token(
+    state: &AppState,
+    principal: &Principal,
+    ip: Option<std::net::IpAddr>,
+    name: &str,
+) -> Result<(spectra_store::ApiTokenRecord, String), AppError> {
+    let name = name.trim();
     if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
         return Err(AppError::BadRequest(
             "name must be 1-100 printable characters".into(),
@@ -558,27 +641,24 @@ pub async fn create_token(
     let record = new_api_token_record(&principal.user_id, name, &token);
     state.store.create_api_token(record.clone()).await?;
     audit(
-        &state,
-        &principal.actor(ip.0),
+        state,
+        &principal.actor(ip),
         "token.create",
         Some(&record.id),
         format!("ok: {name}"),
     )
     .await;
-    Ok((
-        StatusCode::CREATED,
-        Json(json!({ "id": record.id, "name": record.name, "token": token })),
-    )
-        .into_response())
+    Ok((record, token))
 }
 
-/// `DELETE /api/v1/tokens/{id}`: one's own, or anyone's for an admin.
-pub async fn delete_token(
-    State(state): State<AppState>,
-    ip: ClientIp,
-    Caller(principal): Caller,
-    Path(id): Path<String>,
-) -> Result<StatusCode, AppError> {
+/// Revokes an API token: one's own, or anyone's for an admin; audited
+/// (shared by the API and the dashboard).
+pub async fn revoke_api_token(
+    state: &AppState,
+    principal: &Principal,
+    ip: Option<std::net::IpAddr>,
+    id: &str,
+) -> Result<spectra_store::ApiTokenRecord, AppError> {
     let token = state
         .store
         .list_api_tokens(None)
@@ -590,12 +670,23 @@ pub async fn delete_token(
         .ok_or_else(|| AppError::NotFound(format!("token {id} not found")))?;
     state.store.delete_api_token(&token.id).await?;
     audit(
-        &state,
-        &principal.actor(ip.0),
+        state,
+        &principal.actor(ip),
         "token.revoke",
         Some(&token.id),
         format!("ok: {}", token.name),
     )
     .await;
+    Ok(token)
+}
+
+/// `DELETE /api/v1/tokens/{id}`: one's own, or anyone's for an admin.
+pub async fn delete_token(
+    State(state): State<AppState>,
+    ip: ClientIp,
+    Caller(principal): Caller,
+    Path(id): Path<String>,
+) -> Result<StatusCode, AppError> {
+    revoke_api_token(&state, &principal, ip.0, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
