@@ -8,8 +8,12 @@
 //! - [`Api`]: a small admin-token client for the server's API.
 //! - [`wait_for`]: polls a condition until a deadline (never a bare sleep).
 //!
+//! - [`browser`]: a headless Chromium over WebDriver, for the dashboard.
+//!
 //! The binaries come from the same target dir as the test executable;
 //! `cargo test --workspace` builds them.
+
+pub mod browser;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};

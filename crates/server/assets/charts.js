@@ -238,6 +238,9 @@
     root.dataset.range = state.zoom ? "custom" : state.range;
     root.dataset.tier = doc.tier;
     root.dataset.step = String(doc.step_s);
+    // How long the last load took, request to drawn charts (read by the
+    // browser test and the chart-load measurement in docs/performance.md).
+    if (loadStarted) root.dataset.loadMs = String(Math.round(performance.now() - loadStarted));
     root.dataset.loaded = "true";
     root.setAttribute("aria-busy", "false");
     if (windowText) {
@@ -278,8 +281,11 @@
     }
   }
 
+  var loadStarted = 0;
+
   function load() {
     var seq = ++requestSeq;
+    loadStarted = performance.now();
     syncControls();
     root.dataset.loaded = "false";
     root.setAttribute("aria-busy", "true");

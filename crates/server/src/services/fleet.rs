@@ -9,7 +9,17 @@
 //! per host ([`TRAIL_MINUTES`] buckets, about 1 KiB per host), and start-up
 //! fills the rings from the store's 1-minute tier in the background. Behind
 //! a load balancer each replica keeps the trails of what it ingested plus
-//! that backfill; the gauges themselves always come from the store.
+//! that backfill.
+//!
+//! The gauges are cached the same way: ingest keeps, per host, the newest
+//! envelope of each glance type and entity, cut down to the fields the
+//! overview reads ([`GLANCE_FIELDS`]), and the overview computes a
+//! [`Glance`] from them under the lock, without copying. Reading every
+//! host's latest envelopes from the store instead cost ~10 µs per host
+//! (105 ms for 10,000 hosts, measured with the dashboard bench), most of it
+//! copying envelopes. A host whose cache is older than its last contact
+//! (data that arrived through another replica, or before this server
+//! started) is refreshed from the store when the overview reads it.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
@@ -81,6 +91,55 @@ impl Trail {
 struct HostTrails {
     cpu: Trail,
     memory: Trail,
+    /// (type, entity) → the newest envelope, cut to [`GLANCE_FIELDS`].
+    gauges: HashMap<(String, String), RawEnvelope>,
+    /// When this server last brought `gauges` up to date.
+    gauges_at: Option<DateTime<Utc>>,
+    /// [`glance`] of `gauges`, computed when they change (the overview
+    /// reads it for every host on every refresh).
+    glance: Glance,
+}
+
+/// The fields [`glance`] reads, per type (the entity key included).
+pub const GLANCE_FIELDS: &[(&str, &[&str])] = &[
+    ("cpu", &["usage", "load_1m", "cores"]),
+    ("memory", &["ram_used_pct", "ram_used", "ram_total"]),
+    ("disk", &["mountpoint", "disk_used_pct"]),
+    ("network", &["interface", "rx_bytes", "tx_bytes"]),
+    ("temperature", &["sensor", "temperature"]),
+    ("system", &["uptime"]),
+];
+
+/// Slack between a host's last contact and its cached gauges before the
+/// cache counts as behind (an agent polls for commands between batches).
+const GAUGES_SLACK: chrono::TimeDelta = chrono::TimeDelta::seconds(15);
+
+/// The envelopes of a batch the overview reads, cut to [`GLANCE_FIELDS`].
+pub fn glance_envelopes(envelopes: &[RawEnvelope]) -> Vec<RawEnvelope> {
+    envelopes
+        .iter()
+        .filter_map(|e| {
+            let fields = GLANCE_FIELDS.iter().find(|(t, _)| *t == e.metric_type)?.1;
+            let data: serde_json::Map<String, Value> = fields
+                .iter()
+                .filter_map(|f| Some(((*f).to_owned(), e.data.get(*f)?.clone())))
+                .collect();
+            Some(RawEnvelope {
+                metric_type: e.metric_type.clone(),
+                timestamp: e.timestamp,
+                hostname: String::new(),
+                data: Value::Object(data),
+            })
+        })
+        .collect()
+}
+
+fn entity_key(e: &RawEnvelope) -> String {
+    ["mountpoint", "interface", "sensor"]
+        .iter()
+        .find_map(|f| e.data.get(*f).and_then(Value::as_str))
+        .unwrap_or("")
+        .to_owned()
 }
 
 /// Sparkline trails of every host (see the module docs).
@@ -113,6 +172,49 @@ fn minute_of(t: DateTime<Utc>) -> i64 {
 }
 
 impl FleetTrails {
+    /// Applies a stored batch's glance envelopes ([`glance_envelopes`]):
+    /// newer ones replace older ones per type and entity.
+    pub fn record_gauges(&self, agent_id: &str, envelopes: Vec<RawEnvelope>, now: DateTime<Utc>) {
+        let Ok(mut hosts) = self.hosts.lock() else {
+            return;
+        };
+        let host = hosts.entry(agent_id.to_owned()).or_default();
+        // Without a base from the store, a partial batch would show as the
+        // whole picture: leave the host for the overview to refresh.
+        if host.gauges_at.is_none() {
+            return;
+        }
+        apply_gauges(host, envelopes);
+        host.gauges_at = Some(now);
+    }
+
+    /// The host's [`Glance`] from the cache, if the cache is not behind
+    /// `last_seen` (see the module docs); `None`: refresh it.
+    pub fn cached_glance(
+        &self,
+        agent_id: &str,
+        last_seen: Option<DateTime<Utc>>,
+    ) -> Option<Glance> {
+        let hosts = self.hosts.lock().ok()?;
+        let host = hosts.get(agent_id)?;
+        let at = host.gauges_at?;
+        if last_seen.is_some_and(|seen| seen > at + GAUGES_SLACK) {
+            return None;
+        }
+        Some(host.glance.clone())
+    }
+
+    /// Replaces the host's cached gauges with the store's latest.
+    pub fn refresh_gauges(&self, agent_id: &str, latest: &[RawEnvelope], now: DateTime<Utc>) {
+        let Ok(mut hosts) = self.hosts.lock() else {
+            return;
+        };
+        let host = hosts.entry(agent_id.to_owned()).or_default();
+        host.gauges.clear();
+        apply_gauges(host, glance_envelopes(latest));
+        host.gauges_at = Some(now);
+    }
+
     pub fn record(&self, agent_id: &str, points: &TrailPoints) {
         if points.is_empty() {
             return;
@@ -190,6 +292,19 @@ impl FleetTrails {
     }
 }
 
+fn apply_gauges(host: &mut HostTrails, envelopes: Vec<RawEnvelope>) {
+    for e in envelopes {
+        let key = (e.metric_type.clone(), entity_key(&e));
+        match host.gauges.get(&key) {
+            Some(current) if current.timestamp > e.timestamp => {}
+            _ => {
+                host.gauges.insert(key, e);
+            }
+        }
+    }
+    host.glance = glance(host.gauges.values());
+}
+
 /// A host's gauges at a glance; `None` where the host has not reported
 /// the value (shown as "—", never as 0).
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -229,7 +344,7 @@ fn counts_as_traffic(interface: &str) -> bool {
 }
 
 /// Reads the overview's gauges out of a host's latest envelopes.
-pub fn glance(envelopes: &[RawEnvelope]) -> Glance {
+pub fn glance<'a>(envelopes: impl IntoIterator<Item = &'a RawEnvelope>) -> Glance {
     let mut g = Glance::default();
     for e in envelopes {
         let d = &e.data;
@@ -363,5 +478,64 @@ mod tests {
     #[test]
     fn glance_of_a_silent_host_is_all_unknown() {
         assert_eq!(glance(&[]), Glance::default());
+    }
+
+    fn at(e: RawEnvelope, secs: i64) -> RawEnvelope {
+        RawEnvelope {
+            timestamp: e.timestamp + chrono::TimeDelta::seconds(secs),
+            ..e
+        }
+    }
+
+    #[test]
+    fn cached_gauges_follow_ingest_and_give_way_to_the_store_when_behind() {
+        let trails = FleetTrails::default();
+        let now = Utc::now();
+        let disk = |m: &str, p: f64| {
+            env(
+                "disk",
+                json!({"mountpoint": m, "disk_used_pct": p, "device": "/dev/x"}),
+            )
+        };
+        // Nothing cached: the overview must read the store.
+        assert_eq!(trails.cached_glance("a", Some(now)), None);
+        // An ingest before any refresh is not taken as the whole picture.
+        trails.record_gauges("a", glance_envelopes(&[disk("/", 10.0)]), now);
+        assert_eq!(trails.cached_glance("a", Some(now)), None);
+        trails.refresh_gauges(
+            "a",
+            &[
+                disk("/", 10.0),
+                disk("/var", 20.0),
+                env("cpu", json!({"usage": 5.0, "cores": [5.0]})),
+            ],
+            now,
+        );
+        let g = trails.cached_glance("a", Some(now)).expect("fresh");
+        assert_eq!(
+            (g.disk_pct, g.cpu_pct, g.cores),
+            (Some(20.0), Some(5.0), Some(1))
+        );
+        // A newer batch replaces its entity only; an older one is ignored.
+        trails.record_gauges("a", glance_envelopes(&[at(disk("/", 95.0), 10)]), now);
+        trails.record_gauges("a", glance_envelopes(&[at(disk("/var", 1.0), -10)]), now);
+        let g = trails.cached_glance("a", Some(now)).expect("fresh");
+        assert_eq!(
+            (g.disk_pct, g.disk_mount.as_deref()),
+            (Some(95.0), Some("/"))
+        );
+        // Contact well after the cache: behind, refresh from the store.
+        let later = now + chrono::TimeDelta::seconds(60);
+        assert_eq!(trails.cached_glance("a", Some(later)), None);
+        // Fields the overview does not read are not kept.
+        let cut = glance_envelopes(&[env(
+            "disk",
+            json!({"mountpoint": "/", "disk_used_pct": 1.0, "inodes_total": 5}),
+        )]);
+        assert_eq!(
+            cut[0].data,
+            json!({"mountpoint": "/", "disk_used_pct": 1.0})
+        );
+        assert!(glance_envelopes(&[env("process_list", json!({"processes": []}))]).is_empty());
     }
 }

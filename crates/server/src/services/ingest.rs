@@ -289,9 +289,11 @@ impl IngestService {
             IngestOutcome::Stored { envelopes: 0 }
         } else {
             let points = super::fleet::trail_points(&envelopes);
+            let gauges = super::fleet::glance_envelopes(&envelopes);
             let outcome = self.store.ingest(agent_id, batch_id, envelopes).await?;
             if matches!(outcome, IngestOutcome::Stored { .. }) {
                 self.trails.record(agent_id, &points);
+                self.trails.record_gauges(agent_id, gauges, now);
             }
             outcome
         };

@@ -324,11 +324,20 @@ pub async fn build_entries(
     let t = state.thresholds();
     let mut entries = Vec::with_capacity(agents.len());
     for a in agents {
-        let latest = state.store.latest_of_types(&a.id, GLANCE_TYPES).await?;
+        // The ingest-fed cache when it is current, else the store
+        // (services::fleet explains why).
+        let g = match state.trails.cached_glance(&a.id, a.last_seen) {
+            Some(g) => g,
+            None => {
+                let latest = state.store.latest_of_types(&a.id, GLANCE_TYPES).await?;
+                state.trails.refresh_gauges(&a.id, &latest, now);
+                glance(&latest)
+            }
+        };
         entries.push(HostEntry {
             status: status_name(compute_status(&a, now, t)),
             os_line: os_line(&a),
-            glance: glance(&latest),
+            glance: g,
             agent: a,
         });
     }
