@@ -3,165 +3,51 @@
 //! log, the API's rules as the pages show them, and the session cookie's
 //! CSRF rule for the pages' htmx posts.
 
-use std::sync::Arc;
+mod common;
 
 use axum::body::Body;
-use axum::http::{HeaderMap, Request, StatusCode};
-use serde_json::{json, Value};
-use spectra_protocol::HostInfo;
-use spectra_server::config::{Secret, Settings};
-use spectra_server::services::agents::rotation_requested;
-use spectra_server::services::auth::{hash_password, new_api_token_record};
-use spectra_server::{first_run, local_agent, AppState};
-use spectra_store::{
-    AgentState, AuditEvent, AuditQuery, EmbeddedConfig, EmbeddedStore, Role, Store, UserRecord,
+use axum::http::{Request, StatusCode};
+use common::{
+    encode_form, harness, harness_with, Harness, Reply, ADMIN_PASSWORD, ADMIN_TOKEN, ENROLL_TOKEN,
+    HOST,
 };
-use tempfile::TempDir;
-use tokio_util::sync::CancellationToken;
-use tower::ServiceExt;
-
-const ADMIN_TOKEN: &str = "test-admin-token";
-const ENROLL_TOKEN: &str = "test-enroll-token";
-const ADMIN_PASSWORD: &str = "correct horse battery";
-const HOST: &str = "monitor.lan:8080";
-
-struct Harness {
-    dir: TempDir,
-    state: AppState,
-}
-
-struct Reply {
-    status: StatusCode,
-    headers: HeaderMap,
-    body: String,
-}
+use serde_json::json;
+use spectra_protocol::HostInfo;
+use spectra_server::local_agent;
+use spectra_server::services::agents::rotation_requested;
+use spectra_store::{AgentState, AuditEvent, AuditQuery, Role};
 
 impl Reply {
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.body).unwrap_or(Value::Null)
-    }
-
     #[track_caller]
     fn assert_ok(&self) -> &Self {
-        assert_eq!(self.status, StatusCode::OK, "{}", self.body);
+        assert_eq!(self.status, StatusCode::OK, "{}", self.text);
         self
     }
 
     /// A failed action: the status, and an `.error-message` saying `what`.
     #[track_caller]
     fn assert_error(&self, status: StatusCode, what: &str) {
-        assert_eq!(self.status, status, "{}", self.body);
+        assert_eq!(self.status, status, "{}", self.text);
         assert!(
-            self.body.contains("class=\"error-message\""),
+            self.text.contains("class=\"error-message\""),
             "no .error-message: {}",
-            self.body
+            self.text
         );
         assert!(
-            unescape(&self.body).contains(what),
+            unescape(&self.text).contains(what),
             "`{what}` not in {}",
-            self.body
+            self.text
         );
     }
-}
-
-async fn harness_with(adjust: impl FnOnce(&mut Settings, &TempDir)) -> Harness {
-    let dir = tempfile::tempdir().unwrap();
-    let mut settings = Settings {
-        data_dir: dir.path().to_owned(),
-        local_agent: false,
-        admin_token: Some(Secret::new(ADMIN_TOKEN)),
-        admin_password: Some(Secret::new(ADMIN_PASSWORD)),
-        enroll_token: Some(Secret::new(ENROLL_TOKEN)),
-        ..Settings::default()
-    };
-    adjust(&mut settings, &dir);
-    let mut config = EmbeddedConfig::with_path(dir.path().join("spectra.db"));
-    config.background_maintenance = false;
-    let store: Arc<dyn Store> = Arc::new(EmbeddedStore::open(config).unwrap());
-    first_run::ensure_credentials(store.as_ref(), &settings)
-        .await
-        .unwrap();
-    let state = AppState::new(store, settings, CancellationToken::new());
-    Harness { dir, state }
-}
-
-async fn harness() -> Harness {
-    harness_with(|_, _| {}).await
 }
 
 impl Harness {
-    async fn send(&self, req: Request<Body>) -> Reply {
-        let resp = spectra_server::app(self.state.clone())
-            .oneshot(req)
-            .await
-            .unwrap();
-        let status = resp.status();
-        let headers = resp.headers().clone();
-        let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
-            .await
-            .unwrap();
-        Reply {
-            status,
-            headers,
-            body: String::from_utf8_lossy(&bytes).into_owned(),
-        }
-    }
-
-    async fn get(&self, uri: &str, bearer: &str) -> Reply {
-        self.send(
-            Request::get(uri)
-                .header("host", HOST)
-                .header("authorization", format!("Bearer {bearer}"))
-                .body(Body::empty())
-                .unwrap(),
-        )
-        .await
-    }
-
-    /// An htmx form post, as the pages send it.
-    async fn post(&self, uri: &str, bearer: &str, form: &[(&str, &str)]) -> Reply {
-        self.send(
-            Request::post(uri)
-                .header("host", HOST)
-                .header("hx-request", "true")
-                .header("authorization", format!("Bearer {bearer}"))
-                .header("content-type", "application/x-www-form-urlencoded")
-                .body(Body::from(encode_form(form)))
-                .unwrap(),
-        )
-        .await
-    }
-
-    /// A user with `role` and an API token for them.
-    async fn user_with_token(&self, name: &str, role: Role) -> (String, String) {
-        let user = UserRecord {
-            id: format!("usr_{name}"),
-            username: name.to_owned(),
-            password_hash: hash_password("a long password").unwrap(),
-            role,
-            created_at: chrono::Utc::now(),
-        };
-        self.state.store.create_user(user.clone()).await.unwrap();
-        let token = format!("token-of-{name}");
-        self.state
-            .store
-            .create_api_token(new_api_token_record(&user.id, "test", &token))
-            .await
-            .unwrap();
-        (user.id, token)
-    }
-
     async fn register(&self, token: &str, hostname: &str) -> Reply {
-        self.send(
-            Request::post("/api/v1/agent/register")
-                .header("content-type", "application/json")
-                .body(Body::from(
-                    json!({"token": token, "host": {"hostname": hostname, "os": "linux", "platform": "debian",
-                        "platform_ver": "12", "kernel": "6.1", "arch": "x86_64", "cpu_model": "x", "cpu_cores": 2,
-                        "ram_total": 1, "agent_version": "0.1.0", "boot_time": 1, "ips": []}})
-                    .to_string(),
-                ))
-                .unwrap(),
+        self.register_host(
+            token,
+            json!({"hostname": hostname, "os": "linux", "platform": "debian",
+                "platform_ver": "12", "kernel": "6.1", "arch": "x86_64", "cpu_model": "x", "cpu_cores": 2,
+                "ram_total": 1, "agent_version": "0.1.0", "boot_time": 1, "ips": []}),
         )
         .await
     }
@@ -186,24 +72,6 @@ impl Harness {
             .unwrap()
             .map(|u| u.id)
     }
-}
-
-fn encode_form(form: &[(&str, &str)]) -> String {
-    form.iter()
-        .map(|(k, v)| format!("{}={}", enc(k), enc(v)))
-        .collect::<Vec<_>>()
-        .join("&")
-}
-
-fn enc(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 /// The HTML entities askama writes, back to text.
@@ -279,21 +147,21 @@ async fn each_page_renders_for_an_admin_and_admin_pages_are_refused_to_a_viewer(
             .unwrap()
             .starts_with("text/html"));
         for needle in needles {
-            assert!(r.body.contains(needle), "{uri}: `{needle}` missing");
+            assert!(r.text.contains(needle), "{uri}: `{needle}` missing");
         }
         // No inline script or style: the CSP would refuse them.
-        assert!(!r.body.contains("style=\""), "{uri}");
-        assert!(!r.body.contains("<script>"), "{uri}");
+        assert!(!r.text.contains("style=\""), "{uri}");
+        assert!(!r.text.contains("<script>"), "{uri}");
         let r = h.get(uri, &viewer).await;
         if uri == "/account/tokens" {
             r.assert_ok();
             assert!(
-                !r.body.contains("id=\"all-tokens\""),
+                !r.text.contains("id=\"all-tokens\""),
                 "a viewer sees only their own tokens"
             );
         } else {
             assert_eq!(r.status, StatusCode::FORBIDDEN, "{uri} as a viewer");
-            assert!(r.body.contains("error-message"), "an HTML error page");
+            assert!(r.text.contains("error-message"), "an HTML error page");
         }
     }
     // The write routes follow the same rule.
@@ -329,11 +197,11 @@ async fn an_enrollment_token_made_on_the_page_is_shown_once_and_enrolls_an_agent
         )
         .await;
     r.assert_ok();
-    assert!(r.body.contains("id=\"new-token\""), "{}", r.body);
-    let token = text_after(&r.body, "<code class=\"secret\" id=\"new-token-value\">");
+    assert!(r.text.contains("id=\"new-token\""), "{}", r.text);
+    let token = text_after(&r.text, "<code class=\"secret\" id=\"new-token-value\">");
     assert_eq!(token.len(), 64, "{token}");
     let linux = text_after(
-        &r.body,
+        &r.text,
         "id=\"install-linux\" aria-labelledby=\"install-linux-title\">",
     );
     assert_eq!(
@@ -341,7 +209,7 @@ async fn an_enrollment_token_made_on_the_page_is_shown_once_and_enrolls_an_agent
         format!("SPECTRA_SERVER='http://{HOST}' SPECTRA_TOKEN='{token}' spectra-agent")
     );
     let windows = text_after(
-        &r.body,
+        &r.text,
         "id=\"install-windows\" aria-labelledby=\"install-windows-title\">",
     );
     assert_eq!(
@@ -350,21 +218,21 @@ async fn an_enrollment_token_made_on_the_page_is_shown_once_and_enrolls_an_agent
             "$env:SPECTRA_SERVER=\"http://{HOST}\"; $env:SPECTRA_TOKEN=\"{token}\"; .\\spectra-agent.exe"
         )
     );
-    assert!(r.body.contains("data-copy=\"install-linux\""));
-    assert!(r.body.contains("data-copy=\"install-windows\""));
+    assert!(r.text.contains("data-copy=\"install-linux\""));
+    assert!(r.text.contains("data-copy=\"install-windows\""));
     // The tokens table is swapped in out of band, without the secret.
     assert!(r
-        .body
+        .text
         .contains("id=\"enrollment-tokens\" hx-swap-oob=\"true\""));
     assert_eq!(
-        r.body.matches(&token).count(),
+        r.text.matches(&token).count(),
         4,
         "token, linux, systemd, windows"
     );
 
     // The token really enrolls an agent, with its labels, once.
     let reg = h.register(&token, "web-01").await;
-    assert_eq!(reg.status, StatusCode::OK, "{}", reg.body);
+    assert_eq!(reg.status, StatusCode::OK, "{}", reg.text);
     let agent_id = reg.json()["agent_id"].as_str().unwrap().to_owned();
     let agent = h.state.store.get_agent(&agent_id).await.unwrap().unwrap();
     assert_eq!(agent.labels["env"], "prod");
@@ -375,9 +243,9 @@ async fn an_enrollment_token_made_on_the_page_is_shown_once_and_enrolls_an_agent
     // The page lists it as used up, and never shows the secret again.
     let page = h.get("/admin/enrollment", ADMIN_TOKEN).await;
     page.assert_ok();
-    assert!(!page.body.contains(&token));
-    assert!(page.body.contains("used up"));
-    assert!(page.body.contains("user:admin"), "created by");
+    assert!(!page.text.contains(&token));
+    assert!(page.text.contains("used up"));
+    assert!(page.text.contains("user:admin"), "created by");
     let created = h.audit("enrollment_token.create").await;
     assert_eq!(created.len(), 1);
     assert_eq!(created[0].actor, "user:admin");
@@ -423,8 +291,8 @@ async fn bad_enrollment_token_requests_say_what_is_wrong_and_change_nothing() {
         )
         .await;
     r.assert_ok();
-    assert!(r.body.contains("unlimited uses, never expires"));
-    let id = text_after(&r.body, "<h3 id=\"new-token-title\">Token ");
+    assert!(r.text.contains("unlimited uses, never expires"));
+    let id = text_after(&r.text, "<h3 id=\"new-token-title\">Token ");
     let token = h
         .state
         .store
@@ -443,8 +311,8 @@ async fn bad_enrollment_token_requests_say_what_is_wrong_and_change_nothing() {
         )
         .await;
     r.assert_ok();
-    assert!(r.body.contains("ok-message"));
-    assert!(!r.body.contains(&format!("data-token-id=\"{id}\"")));
+    assert!(r.text.contains("ok-message"));
+    assert!(!r.text.contains(&format!("data-token-id=\"{id}\"")));
     assert!(
         h.audit("enrollment_token.revoke").await[0]
             .target
@@ -486,12 +354,12 @@ async fn under_tls_the_install_commands_pin_the_server_certificate() {
         )
         .await;
     r.assert_ok();
-    let shown = text_after(&r.body, "<code class=\"secret\" id=\"new-token-value\">");
+    let shown = text_after(&r.text, "<code class=\"secret\" id=\"new-token-value\">");
     let (token, pin) = shown.split_once('#').unwrap();
     assert_eq!(pin, served.fingerprint.to_string());
     assert!(pin.starts_with("sha256:"));
     let linux = text_after(
-        &r.body,
+        &r.text,
         "id=\"install-linux\" aria-labelledby=\"install-linux-title\">",
     );
     assert_eq!(
@@ -513,13 +381,13 @@ async fn the_approval_switch_is_the_api_setting() {
         )
         .await;
     r.assert_ok();
-    assert!(r.body.contains("data-require-approval=\"true\""));
+    assert!(r.text.contains("data-require-approval=\"true\""));
     let api = h.get("/api/v1/settings/enrollment", ADMIN_TOKEN).await;
     assert_eq!(api.json()["require_approval"], true);
     let reg = h.register(ENROLL_TOKEN, "waiting").await;
-    assert_eq!(reg.status, StatusCode::ACCEPTED, "{}", reg.body);
+    assert_eq!(reg.status, StatusCode::ACCEPTED, "{}", reg.text);
     let page = h.get("/admin/enrollment", ADMIN_TOKEN).await;
-    assert!(page.body.contains("1 agent waiting for approval"));
+    assert!(page.text.contains("1 agent waiting for approval"));
     let r = h
         .post(
             "/ui/admin/enrollment/approval",
@@ -563,21 +431,21 @@ async fn agent_actions_change_the_store_and_are_audited() {
 
     let page = h.get("/admin/agents", ADMIN_TOKEN).await;
     page.assert_ok();
-    let pending = text_after(&page.body, "id=\"pending-agents-title\">");
+    let pending = text_after(&page.text, "id=\"pending-agents-title\">");
     assert!(pending.contains("Waiting for approval"));
     assert!(page
-        .body
+        .text
         .contains(&format!("hx-post=\"/ui/admin/agents/{id}/approve\"")));
-    assert!(page.body.contains(&format!("href=\"/hosts/{id}\"")));
+    assert!(page.text.contains(&format!("href=\"/hosts/{id}\"")));
 
     let r = h
         .post(&format!("/ui/admin/agents/{id}/approve"), ADMIN_TOKEN, &[])
         .await;
     r.assert_ok();
-    assert!(r.body.contains("web-01 is approved"));
-    assert!(r.body.contains("id=\"agents-tables\" hx-swap-oob=\"true\""));
+    assert!(r.text.contains("web-01 is approved"));
+    assert!(r.text.contains("id=\"agents-tables\" hx-swap-oob=\"true\""));
     assert!(
-        !r.body.contains("id=\"pending-agents\""),
+        !r.text.contains("id=\"pending-agents\""),
         "no longer waiting"
     );
     assert_eq!(agent_state(id.clone()).await, Some(AgentState::Active));
@@ -599,7 +467,7 @@ async fn agent_actions_change_the_store_and_are_audited() {
     let agent = h.state.store.get_agent(&id).await.unwrap().unwrap();
     assert_eq!(agent.labels.len(), 3);
     assert_eq!(agent.labels["role"], "db");
-    assert!(r.body.contains("env=prod"));
+    assert!(r.text.contains("env=prod"));
     for (labels, what) in [("env", "`env` is not key=value"), ("bad key=1", "bad key")] {
         let r = h
             .post(
@@ -622,7 +490,7 @@ async fn agent_actions_change_the_store_and_are_audited() {
     assert!(rotation_requested(h.state.store.as_ref(), &id)
         .await
         .unwrap());
-    assert!(r.body.contains("credential rotation requested"));
+    assert!(r.text.contains("credential rotation requested"));
     assert_eq!(h.audit("agent.rotate").await[0].outcome, "requested");
 
     let r = h
@@ -630,7 +498,7 @@ async fn agent_actions_change_the_store_and_are_audited() {
         .await;
     r.assert_ok();
     assert_eq!(agent_state(id.clone()).await, Some(AgentState::Revoked));
-    assert!(r.body.contains("s-revoked"));
+    assert!(r.text.contains("s-revoked"));
     assert_eq!(h.audit("agent.revoke").await.len(), 1);
 
     let r = h
@@ -660,8 +528,8 @@ async fn the_local_agent_can_be_neither_revoked_nor_deleted() {
         .unwrap();
     let page = h.get("/admin/agents", ADMIN_TOKEN).await;
     page.assert_ok();
-    assert!(!page.body.contains(&format!("/ui/admin/agents/{id}/delete")));
-    assert!(!page.body.contains(&format!("/ui/admin/agents/{id}/revoke")));
+    assert!(!page.text.contains(&format!("/ui/admin/agents/{id}/delete")));
+    assert!(!page.text.contains(&format!("/ui/admin/agents/{id}/revoke")));
     for action in ["revoke", "delete"] {
         let r = h
             .post(&format!("/ui/admin/agents/{id}/{action}"), ADMIN_TOKEN, &[])
@@ -689,8 +557,8 @@ async fn users_are_managed_on_the_page_and_the_last_admin_stays() {
         )
         .await;
     r.assert_ok();
-    assert!(r.body.contains("User olga created with the operator role."));
-    assert!(r.body.contains("id=\"users-table\" hx-swap-oob=\"true\""));
+    assert!(r.text.contains("User olga created with the operator role."));
+    assert!(r.text.contains("id=\"users-table\" hx-swap-oob=\"true\""));
     let olga = h.user_id("olga").await.expect("created");
 
     for (form, status, what) in [
@@ -788,7 +656,7 @@ async fn users_are_managed_on_the_page_and_the_last_admin_stays() {
         .await;
     r.assert_ok();
     assert!(h.user_id("olga").await.is_none());
-    assert!(!r.body.contains("data-username=\"olga\""));
+    assert!(!r.text.contains("data-username=\"olga\""));
     assert_eq!(
         h.audit("user.delete").await[0].target.as_deref(),
         Some("olga")
@@ -806,16 +674,16 @@ async fn own_api_tokens_are_shown_once_and_revoked() {
         .post("/ui/account/tokens", &viewer, &[("name", "grafana")])
         .await;
     r.assert_ok();
-    assert!(r.body.contains("id=\"new-api-token\""));
+    assert!(r.text.contains("id=\"new-api-token\""));
     let token = text_after(
-        &r.body,
+        &r.text,
         "<code class=\"secret\" id=\"new-api-token-value\">",
     );
     assert_eq!(token.len(), 64);
-    assert!(r.body.contains("data-copy=\"new-api-token-value\""));
-    assert!(r.body.contains("id=\"token-tables\" hx-swap-oob=\"true\""));
+    assert!(r.text.contains("data-copy=\"new-api-token-value\""));
+    assert!(r.text.contains("id=\"token-tables\" hx-swap-oob=\"true\""));
     assert!(
-        !r.body.contains("id=\"all-tokens\""),
+        !r.text.contains("id=\"all-tokens\""),
         "a viewer sees only theirs"
     );
 
@@ -823,8 +691,8 @@ async fn own_api_tokens_are_shown_once_and_revoked() {
     let me = h.get("/api/v1/auth/me", &token).await;
     assert_eq!(me.json()["username"], "vic");
     let page = h.get("/account/tokens", &viewer).await;
-    assert!(page.body.contains(">grafana<"));
-    assert!(!page.body.contains(&token), "shown once");
+    assert!(page.text.contains(">grafana<"));
+    assert!(!page.text.contains(&token), "shown once");
 
     h.post("/ui/account/tokens", &viewer, &[("name", "  ")])
         .await
@@ -832,7 +700,7 @@ async fn own_api_tokens_are_shown_once_and_revoked() {
 
     // An admin sees everyone's tokens; a viewer cannot touch theirs.
     let admin_page = h.get("/account/tokens", ADMIN_TOKEN).await;
-    let all = &admin_page.body[admin_page.body.find("id=\"all-tokens\"").unwrap()..];
+    let all = &admin_page.text[admin_page.text.find("id=\"all-tokens\"").unwrap()..];
     assert!(all.contains(">grafana<") && all.contains(">vic<"));
     let admin_token_id = h
         .state
@@ -850,13 +718,13 @@ async fn own_api_tokens_are_shown_once_and_revoked() {
     .await
     .assert_error(StatusCode::NOT_FOUND, "not found");
 
-    let id = text_after(&r.body, "data-token-id=\"");
+    let id = text_after(&r.text, "data-token-id=\"");
     let id = id.split('"').next().unwrap().to_owned();
     let r = h
         .post(&format!("/ui/account/tokens/{id}/delete"), &viewer, &[])
         .await;
     r.assert_ok();
-    assert!(unescape(&r.body).contains("“grafana” is revoked"));
+    assert!(unescape(&r.text).contains("“grafana” is revoked"));
     assert_eq!(
         h.get("/api/v1/auth/me", &token).await.status,
         StatusCode::UNAUTHORIZED
@@ -913,7 +781,7 @@ async fn the_own_password_form_needs_the_current_password() {
         )
         .await;
     r.assert_ok();
-    assert!(r.body.contains("ok-message"));
+    assert!(r.text.contains("ok-message"));
     assert!(h
         .state
         .auth
@@ -960,14 +828,14 @@ async fn the_audit_page_filters_and_pages_backwards() {
     let page = h.get("/admin/audit?action=user", ADMIN_TOKEN).await;
     page.assert_ok();
     let actions: Vec<&str> = page
-        .body
+        .text
         .split("data-action=\"")
         .skip(1)
         .map(|s| &s[..s.find('"').unwrap()])
         .collect();
     assert_eq!(actions, ["user.create"; 3], "newest first, only user.*");
     let targets: Vec<String> = page
-        .body
+        .text
         .split("<td class=\"mono\">u")
         .skip(1)
         .map(|s| format!("u{}", &s[..1]))
@@ -980,10 +848,10 @@ async fn the_audit_page_filters_and_pages_backwards() {
             .get(&format!("/admin/audit?agent={agent_filter}"), ADMIN_TOKEN)
             .await;
         page.assert_ok();
-        assert!(page.body.contains("data-action=\"agent.labels\""));
-        assert!(!page.body.contains("data-action=\"user.create\""));
+        assert!(page.text.contains("data-action=\"agent.labels\""));
+        assert!(!page.text.contains("data-action=\"user.create\""));
         assert!(page
-            .body
+            .text
             .contains(&format!("<a href=\"/hosts/{agent}\">db-01</a>")));
     }
     // By actor; token use is logged under the admin's name too.
@@ -993,36 +861,36 @@ async fn the_audit_page_filters_and_pages_backwards() {
             ADMIN_TOKEN,
         )
         .await;
-    assert_eq!(page.body.matches("data-action=\"user.create\"").count(), 3);
+    assert_eq!(page.text.matches("data-action=\"user.create\"").count(), 3);
     let page = h.get("/admin/audit?actor=user%3Anobody", ADMIN_TOKEN).await;
-    assert!(page.body.contains("id=\"audit-empty\""));
+    assert!(page.text.contains("id=\"audit-empty\""));
 
     // Two per page: "Older" pages back with before=<last id shown>.
     let first = h.get("/admin/audit?action=user&limit=2", ADMIN_TOKEN).await;
-    assert_eq!(first.body.matches("data-action=\"user.create\"").count(), 2);
-    assert!(!first.body.contains("id=\"audit-newest\""));
+    assert_eq!(first.text.matches("data-action=\"user.create\"").count(), 2);
+    assert!(!first.text.contains("id=\"audit-newest\""));
     let older_href = {
-        let start = first.body.find("id=\"audit-older\"").unwrap();
-        let tag_start = first.body[..start].rfind("<a href=\"").unwrap() + "<a href=\"".len();
-        unescape(&first.body[tag_start..first.body[tag_start..].find('"').unwrap() + tag_start])
+        let start = first.text.find("id=\"audit-older\"").unwrap();
+        let tag_start = first.text[..start].rfind("<a href=\"").unwrap() + "<a href=\"".len();
+        unescape(&first.text[tag_start..first.text[tag_start..].find('"').unwrap() + tag_start])
     };
     assert!(older_href.contains("action=user") && older_href.contains("before="));
     assert!(older_href.contains("limit=2"), "{older_href}");
     let second = h.get(&older_href, ADMIN_TOKEN).await;
     second.assert_ok();
     assert_eq!(
-        second.body.matches("data-action=\"user.create\"").count(),
+        second.text.matches("data-action=\"user.create\"").count(),
         1,
         "{older_href}"
     );
-    assert!(second.body.contains(">u1<"));
-    assert!(!second.body.contains(">u3<"));
-    assert!(second.body.contains("id=\"audit-newest\""));
-    assert!(!second.body.contains("id=\"audit-older\""), "nothing older");
+    assert!(second.text.contains(">u1<"));
+    assert!(!second.text.contains(">u3<"));
+    assert!(second.text.contains("id=\"audit-newest\""));
+    assert!(!second.text.contains("id=\"audit-older\""), "nothing older");
 
     let bad = h.get("/admin/audit?before=yesterday", ADMIN_TOKEN).await;
     bad.assert_ok();
-    assert!(text_after(&bad.body, "id=\"audit-error\">").contains("before:"));
+    assert!(text_after(&bad.text, "id=\"audit-error\">").contains("before:"));
 }
 
 // ---------------------------------------------------------------- sessions
@@ -1042,7 +910,7 @@ async fn a_session_cookie_needs_the_csrf_token_the_page_carries() {
                 .unwrap(),
         )
         .await;
-    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text);
     let cookie = r.headers["set-cookie"]
         .to_str()
         .unwrap()
@@ -1067,7 +935,7 @@ async fn a_session_cookie_needs_the_csrf_token_the_page_carries() {
         .send(with_cookie("GET", "/admin/users", None, String::new()))
         .await;
     page.assert_ok();
-    let csrf = text_after(&page.body, "hx-headers='{\"X-CSRF-Token\": \"");
+    let csrf = text_after(&page.text, "hx-headers='{\"X-CSRF-Token\": \"");
     let csrf = csrf.split('"').next().unwrap().to_owned();
     assert!(csrf.len() >= 32, "{csrf}");
 
@@ -1079,8 +947,8 @@ async fn a_session_cookie_needs_the_csrf_token_the_page_carries() {
     let r = h
         .send(with_cookie("POST", "/ui/admin/users", None, form.clone()))
         .await;
-    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
-    assert!(r.body.contains("CSRF"));
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text);
+    assert!(r.text.contains("CSRF"));
     let r = h
         .send(with_cookie(
             "POST",

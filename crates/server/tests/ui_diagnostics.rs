@@ -3,138 +3,25 @@
 //! (validation, limits, audit), results come back as the agent sends
 //! them and are rendered for people.
 
-use std::sync::Arc;
+mod common;
+
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::http::{HeaderMap, Request, StatusCode};
+use axum::http::{Request, StatusCode};
+use common::{harness, harness_with, Harness, ADMIN_TOKEN};
 use serde_json::{json, Value};
-use spectra_server::config::{Secret, Settings};
-use spectra_server::services::auth::{hash_password, new_api_token_record};
-use spectra_server::{first_run, AppState};
-use spectra_store::{EmbeddedConfig, EmbeddedStore, Role, Store, UserRecord};
-use tempfile::TempDir;
-use tokio_util::sync::CancellationToken;
-use tower::ServiceExt;
-
-const ADMIN_TOKEN: &str = "test-admin-token";
-const ENROLL_TOKEN: &str = "test-enroll-token";
-
-struct Harness {
-    _dir: TempDir,
-    state: AppState,
-}
-
-struct Reply {
-    status: StatusCode,
-    headers: HeaderMap,
-    text: String,
-}
-
-impl Reply {
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.text).unwrap_or(Value::Null)
-    }
-}
-
-async fn harness_with(adjust: impl FnOnce(&mut Settings)) -> Harness {
-    let dir = tempfile::tempdir().unwrap();
-    let mut settings = Settings {
-        data_dir: dir.path().to_owned(),
-        local_agent: false,
-        admin_token: Some(Secret::new(ADMIN_TOKEN)),
-        enroll_token: Some(Secret::new(ENROLL_TOKEN)),
-        ..Settings::default()
-    };
-    adjust(&mut settings);
-    let mut config = EmbeddedConfig::with_path(dir.path().join("spectra.db"));
-    config.background_maintenance = false;
-    let store: Arc<dyn Store> = Arc::new(EmbeddedStore::open(config).unwrap());
-    first_run::ensure_credentials(store.as_ref(), &settings)
-        .await
-        .unwrap();
-    let state = AppState::new(store, settings, CancellationToken::new());
-    Harness { _dir: dir, state }
-}
-
-async fn harness() -> Harness {
-    harness_with(|_| {}).await
-}
+use spectra_store::Role;
 
 impl Harness {
-    async fn send(&self, req: Request<Body>) -> Reply {
-        let resp = spectra_server::app(self.state.clone())
-            .oneshot(req)
-            .await
-            .unwrap();
-        let status = resp.status();
-        let headers = resp.headers().clone();
-        let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
-            .await
-            .unwrap();
-        Reply {
-            status,
-            headers,
-            text: String::from_utf8_lossy(&bytes).into_owned(),
-        }
-    }
-
-    async fn get(&self, uri: &str, bearer: &str) -> Reply {
-        let req = Request::get(uri)
-            .header("authorization", format!("Bearer {bearer}"))
-            .header("hx-request", "true")
-            .body(Body::empty())
-            .unwrap();
-        self.send(req).await
-    }
-
-    async fn post_form(&self, uri: &str, bearer: &str, body: &str) -> Reply {
-        let req = Request::post(uri)
-            .header("authorization", format!("Bearer {bearer}"))
-            .header("hx-request", "true")
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(Body::from(body.to_owned()))
-            .unwrap();
-        self.send(req).await
-    }
-
     /// Enrolls an agent: its id and credential.
     async fn register(&self, hostname: &str) -> (String, String) {
-        let body = json!({"token": ENROLL_TOKEN, "host": {
+        self.enroll(json!({
             "hostname": hostname, "os": "linux", "platform": "debian", "platform_ver": "12", "kernel": "6.1.0",
             "arch": "x86_64", "cpu_model": "test", "cpu_cores": 2, "ram_total": 1024, "agent_version": "0.1.0",
             "boot_time": 1700000000, "ips": ["127.0.0.1"]
-        }});
-        let req = Request::post("/api/v1/agent/register")
-            .header("content-type", "application/json")
-            .body(Body::from(body.to_string()))
-            .unwrap();
-        let r = self.send(req).await;
-        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
-        let b = r.json();
-        (
-            b["agent_id"].as_str().unwrap().to_owned(),
-            b["credential"].as_str().unwrap().to_owned(),
-        )
-    }
-
-    /// A user with `role` and an API token for them.
-    async fn user_token(&self, name: &str, role: Role) -> String {
-        let user = UserRecord {
-            id: format!("usr_{name}"),
-            username: name.to_owned(),
-            password_hash: hash_password("a long password").unwrap(),
-            role,
-            created_at: chrono::Utc::now(),
-        };
-        self.state.store.create_user(user.clone()).await.unwrap();
-        let token = format!("token-of-{name}");
-        self.state
-            .store
-            .create_api_token(new_api_token_record(&user.id, "test", &token))
-            .await
-            .unwrap();
-        token
+        }))
+        .await
     }
 
     /// Posts a panel form as the admin: the command id from the status
@@ -176,7 +63,7 @@ impl Harness {
 
     async fn commands_of(&self, agent_id: &str) -> Vec<Value> {
         let r = self
-            .get(&format!("/api/v1/agents/{agent_id}/commands"), ADMIN_TOKEN)
+            .hx_get(&format!("/api/v1/agents/{agent_id}/commands"), ADMIN_TOKEN)
             .await;
         assert_eq!(r.status, StatusCode::OK, "{}", r.text);
         r.json().as_array().unwrap().clone()
@@ -184,7 +71,9 @@ impl Harness {
 
     /// The rendered status/result fragment of a command.
     async fn fragment(&self, id: &str) -> String {
-        let r = self.get(&format!("/ui/commands/{id}"), ADMIN_TOKEN).await;
+        let r = self
+            .hx_get(&format!("/ui/commands/{id}"), ADMIN_TOKEN)
+            .await;
         assert_eq!(r.status, StatusCode::OK, "{}", r.text);
         r.text
     }
@@ -220,7 +109,7 @@ async fn the_panel_offers_a_form_per_command_and_lists_recent_runs() {
     let h = harness().await;
     let (agent_id, _) = h.register("web-01").await;
     let r = h
-        .get(&format!("/ui/hosts/{agent_id}/diagnostics"), ADMIN_TOKEN)
+        .hx_get(&format!("/ui/hosts/{agent_id}/diagnostics"), ADMIN_TOKEN)
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     for kind in [
@@ -253,7 +142,7 @@ async fn the_panel_offers_a_form_per_command_and_lists_recent_runs() {
 
     let id = h.run(&agent_id, "netstat", "").await;
     let r = h
-        .get(
+        .hx_get(
             &format!("/ui/hosts/{agent_id}/diagnostics/recent"),
             ADMIN_TOKEN,
         )
@@ -268,7 +157,7 @@ async fn the_panel_offers_a_form_per_command_and_lists_recent_runs() {
     assert!(r.text.contains("status s-queued"));
 
     let r = h
-        .get("/ui/hosts/agt_missing/diagnostics", ADMIN_TOKEN)
+        .hx_get("/ui/hosts/agt_missing/diagnostics", ADMIN_TOKEN)
         .await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
     assert!(r.text.contains("class=\"error-message\""), "{}", r.text);
@@ -295,7 +184,9 @@ async fn posting_the_ping_form_queues_a_typed_ping_and_answers_a_live_status() {
     )));
     assert!(r.text.contains("waiting for the agent"), "{}", r.text);
 
-    let c = h.get(&format!("/api/v1/commands/{id}"), ADMIN_TOKEN).await;
+    let c = h
+        .hx_get(&format!("/api/v1/commands/{id}"), ADMIN_TOKEN)
+        .await;
     let c = c.json();
     assert_eq!(c["type"], "NETWORK_DIAG");
     assert_eq!(c["agent_id"], agent_id.as_str());
@@ -312,7 +203,7 @@ async fn posting_the_ping_form_queues_a_typed_ping_and_answers_a_live_status() {
         .unwrap();
     assert_eq!(h.send(take).await.status, StatusCode::OK);
     let r = h
-        .get(&format!("/ui/commands/{id}?poll=1"), ADMIN_TOKEN)
+        .hx_get(&format!("/ui/commands/{id}?poll=1"), ADMIN_TOKEN)
         .await;
     assert_eq!(attr(&r.text, "data-command-status"), "delivered");
     assert!(r.text.contains("running on the agent"), "{}", r.text);
@@ -348,7 +239,7 @@ async fn bad_input_is_a_400_with_the_reason_and_queues_nothing() {
 
     // Every refusal is in the audit log with the user and the reason.
     let r = h
-        .get(
+        .hx_get(
             &format!("/api/v1/audit?agent_id={agent_id}&action=command.queue"),
             ADMIN_TOKEN,
         )
@@ -382,7 +273,7 @@ async fn bad_input_is_a_400_with_the_reason_and_queues_nothing() {
 
 #[tokio::test]
 async fn the_per_agent_limit_applies_to_the_panel_too() {
-    let h = harness_with(|s| s.command_max_open = 1).await;
+    let h = harness_with(|s, _| s.command_max_open = 1).await;
     let (agent_id, _) = h.register("web-01").await;
     h.run(&agent_id, "mounts", "").await;
     let r = h
@@ -418,7 +309,7 @@ async fn a_finished_ping_renders_its_table_summary_and_chart() {
     )
     .await;
     let r = h
-        .get(&format!("/ui/commands/{id}?poll=1"), ADMIN_TOKEN)
+        .hx_get(&format!("/ui/commands/{id}?poll=1"), ADMIN_TOKEN)
         .await;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(
@@ -496,7 +387,9 @@ async fn traceroute_connect_and_netstat_results_are_rendered() {
     assert!(html.contains("destination reached"));
 
     let id = h.run(&agent_id, "connect", "host=db.lan&port=5432").await;
-    let c = h.get(&format!("/api/v1/commands/{id}"), ADMIN_TOKEN).await;
+    let c = h
+        .hx_get(&format!("/api/v1/commands/{id}"), ADMIN_TOKEN)
+        .await;
     assert_eq!(
         c.json()["payload"],
         json!({"action": "connect", "target": "db.lan", "port": 5432})
@@ -589,7 +482,7 @@ async fn disk_usage_mounts_and_logs_results_are_rendered() {
 
     let id = h.run(&agent_id, "mounts", "").await;
     assert_eq!(
-        h.get(&format!("/api/v1/commands/{id}"), ADMIN_TOKEN)
+        h.hx_get(&format!("/api/v1/commands/{id}"), ADMIN_TOKEN)
             .await
             .json()["type"],
         "LIST_MOUNTS"
@@ -614,7 +507,7 @@ async fn disk_usage_mounts_and_logs_results_are_rendered() {
         )
         .await;
     let c = h
-        .get(&format!("/api/v1/commands/{id}"), ADMIN_TOKEN)
+        .hx_get(&format!("/api/v1/commands/{id}"), ADMIN_TOKEN)
         .await
         .json();
     assert_eq!(c["type"], "FETCH_LOGS");
@@ -676,14 +569,14 @@ async fn an_agent_refusal_is_shown_as_its_error() {
     assert!(html.contains("[commands] enabled = false"), "{html}");
     assert!(!html.contains("hx-trigger=\"load"), "final: no polling");
 
-    let r = h.get("/ui/commands/cmd_nope", ADMIN_TOKEN).await;
+    let r = h.hx_get("/ui/commands/cmd_nope", ADMIN_TOKEN).await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
     assert!(r.text.contains("class=\"error-message\"") && r.text.contains("cmd_nope"));
 }
 
 #[tokio::test]
 async fn an_expired_command_says_the_agent_did_not_pick_it_up() {
-    let h = harness_with(|s| s.command_ttl = Duration::from_millis(1)).await;
+    let h = harness_with(|s, _| s.command_ttl = Duration::from_millis(1)).await;
     let (agent_id, _) = h.register("web-01").await;
     let id = h.run(&agent_id, "mounts", "").await;
     tokio::time::sleep(Duration::from_millis(20)).await;
@@ -705,23 +598,28 @@ async fn only_operators_and_admins_may_use_the_panel() {
     let panel = format!("/ui/hosts/{agent_id}/diagnostics");
     let ping = format!("/ui/hosts/{agent_id}/diagnostics/ping");
 
-    assert_eq!(h.get(&panel, &viewer).await.status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        h.hx_get(&panel, &viewer).await.status,
+        StatusCode::FORBIDDEN
+    );
     let r = h.post_form(&ping, &viewer, "target=1.1.1.1").await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
     assert!(h.commands_of(&agent_id).await.is_empty());
 
-    assert_eq!(h.get(&panel, &operator).await.status, StatusCode::OK);
+    assert_eq!(h.hx_get(&panel, &operator).await.status, StatusCode::OK);
     let r = h.post_form(&ping, &operator, "target=1.1.1.1").await;
     assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
     let id = attr(&r.text, "data-command-id");
     assert_eq!(
-        h.get(&format!("/ui/commands/{id}"), &viewer).await.status,
+        h.hx_get(&format!("/ui/commands/{id}"), &viewer)
+            .await
+            .status,
         StatusCode::FORBIDDEN
     );
 
     // The audit log names the dashboard user who queued it.
     let audit = h
-        .get(
+        .hx_get(
             &format!("/api/v1/audit?agent_id={agent_id}&action=command.queue"),
             ADMIN_TOKEN,
         )

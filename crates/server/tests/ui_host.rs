@@ -2,108 +2,25 @@
 //! charts document, the table fragments, and who sees the diagnostics slot.
 //! Data arrives as an agent sends it (`POST /api/v1/metrics`).
 
-use std::sync::Arc;
+mod common;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use chrono::{DateTime, Duration, DurationRound, Utc};
+use common::{harness, Harness, ADMIN_TOKEN};
 use serde_json::{json, Value};
-use spectra_server::config::{Secret, Settings};
-use spectra_server::services::auth::{hash_password, new_api_token_record};
-use spectra_server::{first_run, AppState};
-use spectra_store::{EmbeddedConfig, EmbeddedStore, Role, Store, UserRecord};
-use tempfile::TempDir;
-use tokio_util::sync::CancellationToken;
-use tower::ServiceExt;
-
-const ADMIN_TOKEN: &str = "test-admin-token";
-const ENROLL_TOKEN: &str = "test-enroll-token";
-
-struct Harness {
-    _dir: TempDir,
-    state: AppState,
-}
-
-struct Reply {
-    status: StatusCode,
-    text: String,
-}
-
-impl Reply {
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.text).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text))
-    }
-}
-
-async fn harness() -> Harness {
-    let dir = tempfile::tempdir().unwrap();
-    let settings = Settings {
-        data_dir: dir.path().to_owned(),
-        local_agent: false,
-        admin_token: Some(Secret::new(ADMIN_TOKEN)),
-        enroll_token: Some(Secret::new(ENROLL_TOKEN)),
-        ..Settings::default()
-    };
-    let mut config = EmbeddedConfig::with_path(dir.path().join("spectra.db"));
-    config.background_maintenance = false;
-    let store: Arc<dyn Store> = Arc::new(EmbeddedStore::open(config).unwrap());
-    first_run::ensure_credentials(store.as_ref(), &settings)
-        .await
-        .unwrap();
-    let state = AppState::new(store, settings, CancellationToken::new());
-    Harness { _dir: dir, state }
-}
+use spectra_store::Role;
 
 impl Harness {
-    async fn send(&self, req: Request<Body>) -> Reply {
-        let resp = spectra_server::app(self.state.clone())
-            .oneshot(req)
-            .await
-            .unwrap();
-        let status = resp.status();
-        let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
-            .await
-            .unwrap();
-        Reply {
-            status,
-            text: String::from_utf8_lossy(&bytes).into_owned(),
-        }
-    }
-
-    async fn get_as(&self, token: &str, uri: &str) -> Reply {
-        let req = Request::get(uri)
-            .header("authorization", format!("Bearer {token}"))
-            .body(Body::empty())
-            .unwrap();
-        self.send(req).await
-    }
-
-    async fn get(&self, uri: &str) -> Reply {
-        self.get_as(ADMIN_TOKEN, uri).await
-    }
-
     /// Registers an agent; answers (agent id, credential).
     async fn register(&self, hostname: &str) -> (String, String) {
-        let body = json!({"token": ENROLL_TOKEN, "host": {
+        self.enroll(json!({
             "hostname": hostname, "os": "linux", "platform": "debian", "platform_ver": "12",
             "kernel": "6.1.0-18-amd64", "arch": "x86_64", "cpu_model": "Intel(R) Xeon(R) E-2236",
             "cpu_cores": 12, "ram_total": 34359738368u64, "agent_version": "0.1.0",
             "boot_time": 1700000000, "ips": ["10.0.0.5", "fd00::5"]
-        }});
-        let r = self
-            .send(
-                Request::post("/api/v1/agent/register")
-                    .header("content-type", "application/json")
-                    .body(Body::from(body.to_string()))
-                    .unwrap(),
-            )
-            .await;
-        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
-        let v = r.json();
-        (
-            v["agent_id"].as_str().unwrap().to_owned(),
-            v["credential"].as_str().unwrap().to_owned(),
-        )
+        }))
+        .await
     }
 
     async fn ingest(&self, credential: &str, batch: Value) {
@@ -120,24 +37,6 @@ impl Harness {
             )
             .await;
         assert!(r.status.is_success(), "{} {}", r.status, r.text);
-    }
-
-    async fn user_token(&self, name: &str, role: Role) -> String {
-        let user = UserRecord {
-            id: format!("usr_{name}"),
-            username: name.to_owned(),
-            password_hash: hash_password("a long password").unwrap(),
-            role,
-            created_at: Utc::now(),
-        };
-        self.state.store.create_user(user.clone()).await.unwrap();
-        let token = format!("token-of-{name}");
-        self.state
-            .store
-            .create_api_token(new_api_token_record(&user.id, "test", &token))
-            .await
-            .unwrap();
-        token
     }
 }
 
@@ -233,7 +132,7 @@ async fn the_page_shows_the_host_and_every_collector_status() {
         ]),
     )
     .await;
-    let r = h.get(&format!("/hosts/{id}")).await;
+    let r = h.get(&format!("/hosts/{id}"), ADMIN_TOKEN).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     let html = r.text;
     assert!(html.contains(r#"<h1 id="host-name">web-01</h1>"#), "{html}");
@@ -286,7 +185,9 @@ async fn charts_come_back_columnar_with_the_values_sent() {
         ]),
     )
     .await;
-    let r = h.get(&format!("/ui/hosts/{id}/charts?range=15m")).await;
+    let r = h
+        .get(&format!("/ui/hosts/{id}/charts?range=15m"), ADMIN_TOKEN)
+        .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     let doc = r.json();
     assert_eq!(doc["range"], "15m");
@@ -344,7 +245,9 @@ async fn long_ranges_read_the_rollup_tiers() {
         ]),
     )
     .await;
-    let r = h.get(&format!("/ui/hosts/{id}/charts?range=7d")).await;
+    let r = h
+        .get(&format!("/ui/hosts/{id}/charts?range=7d"), ADMIN_TOKEN)
+        .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     let doc = r.json();
     assert_eq!(doc["tier"], "1-minute");
@@ -353,13 +256,13 @@ async fn long_ranges_read_the_rollup_tiers() {
     assert_eq!(value_at(chart(&doc, "cpu"), 0, bucket), json!(50.0));
 
     let doc = h
-        .get(&format!("/ui/hosts/{id}/charts?range=90d"))
+        .get(&format!("/ui/hosts/{id}/charts?range=90d"), ADMIN_TOKEN)
         .await
         .json();
     assert_eq!(doc["tier"], "1-hour");
     assert_eq!(doc["step_s"], 21_600);
     let doc = h
-        .get(&format!("/ui/hosts/{id}/charts?range=2y"))
+        .get(&format!("/ui/hosts/{id}/charts?range=2y"), ADMIN_TOKEN)
         .await
         .json();
     assert_eq!(doc["tier"], "1-hour");
@@ -369,11 +272,14 @@ async fn long_ranges_read_the_rollup_tiers() {
     let start = (t - Duration::minutes(10)).to_rfc3339();
     let end = (t + Duration::minutes(10)).to_rfc3339();
     let r = h
-        .get(&format!(
-            "/ui/hosts/{id}/charts?start={}&end={}",
-            start.replace('+', "%2B"),
-            end.replace('+', "%2B")
-        ))
+        .get(
+            &format!(
+                "/ui/hosts/{id}/charts?start={}&end={}",
+                start.replace('+', "%2B"),
+                end.replace('+', "%2B")
+            ),
+            ADMIN_TOKEN,
+        )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     let doc = r.json();
@@ -386,19 +292,25 @@ async fn long_ranges_read_the_rollup_tiers() {
 async fn bad_windows_are_refused_with_a_message() {
     let h = harness().await;
     let (id, _) = h.register("web-01").await;
-    let r = h.get(&format!("/ui/hosts/{id}/charts?range=forever")).await;
+    let r = h
+        .get(&format!("/ui/hosts/{id}/charts?range=forever"), ADMIN_TOKEN)
+        .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     let e = r.json()["error"].as_str().unwrap().to_owned();
     assert!(e.starts_with("range:") && e.contains("forever"), "{e}");
     let r = h
-        .get(&format!("/ui/hosts/{id}/charts?start=yesterday"))
+        .get(
+            &format!("/ui/hosts/{id}/charts?start=yesterday"),
+            ADMIN_TOKEN,
+        )
         .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     assert!(r.json()["error"].as_str().unwrap().starts_with("start:"));
     let r = h
-        .get(&format!(
-            "/ui/hosts/{id}/charts?range=1h&start=2026-01-01T00:00:00Z"
-        ))
+        .get(
+            &format!("/ui/hosts/{id}/charts?range=1h&start=2026-01-01T00:00:00Z"),
+            ADMIN_TOKEN,
+        )
         .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
 }
@@ -420,7 +332,10 @@ async fn processes_show_what_ran_at_the_time_asked() {
 
     let between = (older + Duration::minutes(2)).format("%Y-%m-%dT%H:%M:%SZ");
     let r = h
-        .get(&format!("/ui/hosts/{id}/processes?at={between}"))
+        .get(
+            &format!("/ui/hosts/{id}/processes?at={between}"),
+            ADMIN_TOKEN,
+        )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     assert!(r.text.contains("old-cruncher"), "{}", r.text);
@@ -428,12 +343,16 @@ async fn processes_show_what_ran_at_the_time_asked() {
     assert!(r.text.contains("2m 0s before the time asked"), "{}", r.text);
     // The datetime-local form value (UTC, minutes) works the same.
     let local = (older + Duration::minutes(3)).format("%Y-%m-%dT%H:%M");
-    let r = h.get(&format!("/ui/hosts/{id}/processes?at={local}")).await;
+    let r = h
+        .get(&format!("/ui/hosts/{id}/processes?at={local}"), ADMIN_TOKEN)
+        .await;
     assert!(r.text.contains("old-cruncher") && !r.text.contains("new-cruncher"));
     assert!(r.text.contains(&format!(r#"value="{local}""#)));
     // Later: the newer snapshot; top by CPU first, cmdline cut with the
     // whole line in the title.
-    let r = h.get(&format!("/ui/hosts/{id}/processes")).await;
+    let r = h
+        .get(&format!("/ui/hosts/{id}/processes"), ADMIN_TOKEN)
+        .await;
     assert!(r.text.contains("new-cruncher"), "{}", r.text);
     let first = r.text.find("new-cruncher").unwrap();
     assert!(first < r.text.find("systemd").unwrap());
@@ -445,7 +364,9 @@ async fn processes_show_what_ran_at_the_time_asked() {
     assert!(r.text.contains("top 2 of 97 processes"));
     // Before any snapshot: said so.
     let early = (older - Duration::minutes(30)).format("%Y-%m-%dT%H:%M");
-    let r = h.get(&format!("/ui/hosts/{id}/processes?at={early}")).await;
+    let r = h
+        .get(&format!("/ui/hosts/{id}/processes?at={early}"), ADMIN_TOKEN)
+        .await;
     assert_eq!(r.status, StatusCode::OK);
     assert!(
         r.text.contains("No process list was reported"),
@@ -453,7 +374,9 @@ async fn processes_show_what_ran_at_the_time_asked() {
         r.text
     );
     // Nonsense: a 400 with the reason.
-    let r = h.get(&format!("/ui/hosts/{id}/processes?at=teatime")).await;
+    let r = h
+        .get(&format!("/ui/hosts/{id}/processes?at=teatime"), ADMIN_TOKEN)
+        .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     assert!(r.text.contains("at: `teatime` is not a time"), "{}", r.text);
 }
@@ -464,18 +387,18 @@ async fn only_operators_get_the_diagnostics_slot() {
     let (id, _) = h.register("web-01").await;
     let viewer = h.user_token("vic", Role::Viewer).await;
     let operator = h.user_token("olga", Role::Operator).await;
-    let r = h.get_as(&viewer, &format!("/hosts/{id}")).await;
+    let r = h.get(&format!("/hosts/{id}"), &viewer).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     assert!(!r.text.contains(r#"id="diagnostics""#));
     assert!(r.text.contains(r#"id="charts""#), "viewers see the host");
-    let r = h.get_as(&operator, &format!("/hosts/{id}")).await;
+    let r = h.get(&format!("/hosts/{id}"), &operator).await;
     assert_eq!(r.status, StatusCode::OK);
     assert!(r.text.contains(&format!(
         r#"<section id="diagnostics" class="panel" hx-get="/ui/hosts/{id}/diagnostics" hx-trigger="load" data-show-errors>"#
     )));
     // Viewers read the charts too.
     let r = h
-        .get_as(&viewer, &format!("/ui/hosts/{id}/charts?range=1h"))
+        .get(&format!("/ui/hosts/{id}/charts?range=1h"), &viewer)
         .await;
     assert_eq!(r.status, StatusCode::OK);
 }
@@ -483,7 +406,7 @@ async fn only_operators_get_the_diagnostics_slot() {
 #[tokio::test]
 async fn an_unknown_host_is_a_404_page() {
     let h = harness().await;
-    let r = h.get("/hosts/agt_nope").await;
+    let r = h.get("/hosts/agt_nope", ADMIN_TOKEN).await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
     assert!(r.text.contains("<!doctype html>"));
     assert!(
@@ -491,7 +414,9 @@ async fn an_unknown_host_is_a_404_page() {
         "{}",
         r.text
     );
-    let r = h.get("/ui/hosts/agt_nope/charts?range=1h").await;
+    let r = h
+        .get("/ui/hosts/agt_nope/charts?range=1h", ADMIN_TOKEN)
+        .await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
     assert!(r.json()["error"].as_str().unwrap().contains("agt_nope"));
     for part in [
@@ -502,7 +427,9 @@ async fn an_unknown_host_is_a_404_page() {
         "workloads",
         "pi",
     ] {
-        let r = h.get(&format!("/ui/hosts/agt_nope/{part}")).await;
+        let r = h
+            .get(&format!("/ui/hosts/agt_nope/{part}"), ADMIN_TOKEN)
+            .await;
         assert_eq!(r.status, StatusCode::NOT_FOUND, "{part}");
     }
 }
@@ -512,7 +439,9 @@ async fn tables_show_services_applications_and_updates() {
     let h = harness().await;
     let (id, credential) = h.register("web-01").await;
     // Nothing yet: each table says so.
-    let r = h.get(&format!("/ui/hosts/{id}/services")).await;
+    let r = h
+        .get(&format!("/ui/hosts/{id}/services"), ADMIN_TOKEN)
+        .await;
     assert!(
         r.text.contains("No service list reported yet."),
         "{}",
@@ -548,7 +477,9 @@ async fn tables_show_services_applications_and_updates() {
         ]),
     )
     .await;
-    let r = h.get(&format!("/ui/hosts/{id}/services")).await;
+    let r = h
+        .get(&format!("/ui/hosts/{id}/services"), ADMIN_TOKEN)
+        .await;
     assert_eq!(r.status, StatusCode::OK);
     let failed = r.text.find(r#"data-service="zfs-mount.service""#).unwrap();
     let apache = r.text.find(r#"data-service="apache2.service""#).unwrap();
@@ -561,17 +492,21 @@ async fn tables_show_services_applications_and_updates() {
         .text
         .contains(r#"<span class="status s-failed">failed</span>"#));
     assert!(r.text.contains("1 failed"));
-    let r = h.get(&format!("/ui/hosts/{id}/services?q=cron")).await;
+    let r = h
+        .get(&format!("/ui/hosts/{id}/services?q=cron"), ADMIN_TOKEN)
+        .await;
     assert!(
         r.text.contains("cron.service") && !r.text.contains(r#"data-service="apache2.service""#)
     );
 
-    let r = h.get(&format!("/ui/hosts/{id}/applications?q=NGINX")).await;
+    let r = h
+        .get(&format!("/ui/hosts/{id}/applications?q=NGINX"), ADMIN_TOKEN)
+        .await;
     assert!(r.text.contains(r#"data-application="nginx""#), "{}", r.text);
     assert!(!r.text.contains(r#"data-application="curl""#));
     assert!(r.text.contains("2 installed"));
 
-    let r = h.get(&format!("/ui/hosts/{id}/updates")).await;
+    let r = h.get(&format!("/ui/hosts/{id}/updates"), ADMIN_TOKEN).await;
     assert!(
         r.text.contains(r#"<dd id="updates-pending">3</dd>"#),
         "{}",
@@ -611,13 +546,15 @@ async fn workloads_and_pi_sections_appear_once_reported() {
         ]),
     )
     .await;
-    let html = h.get(&format!("/hosts/{id}")).await.text;
+    let html = h.get(&format!("/hosts/{id}"), ADMIN_TOKEN).await.text;
     assert!(html.contains(r#"<section class="panel" id="workloads" hx-get="/ui/hosts/"#));
     assert!(html.contains(r#"<section class="panel" id="pi" hx-get="/ui/hosts/"#));
     assert!(html.contains(r#"data-chart-id="pi_throttle""#));
     assert!(html.contains(r#"data-chart-id="workload_cpu""#));
 
-    let r = h.get(&format!("/ui/hosts/{id}/workloads")).await;
+    let r = h
+        .get(&format!("/ui/hosts/{id}/workloads"), ADMIN_TOKEN)
+        .await;
     assert_eq!(r.status, StatusCode::OK);
     assert!(r.text.contains(r#"data-workload="homeassistant""#));
     assert!(r.text.contains("256 MiB / 1.0 GiB"), "{}", r.text);
@@ -625,7 +562,7 @@ async fn workloads_and_pi_sections_appear_once_reported() {
         .text
         .contains(r#"<span class="status s-healthy">healthy</span>"#));
 
-    let r = h.get(&format!("/ui/hosts/{id}/pi")).await;
+    let r = h.get(&format!("/ui/hosts/{id}/pi"), ADMIN_TOKEN).await;
     assert!(r.text.contains("Raspberry Pi 4 Model B Rev 1.4"));
     assert!(r.text.contains("Under-voltage detected"), "{}", r.text);
     assert!(r.text.contains("Throttling has occurred since boot"));
@@ -634,7 +571,7 @@ async fn workloads_and_pi_sections_appear_once_reported() {
 
     // The workload's CPU charts under its name; the flag as % of the time.
     let doc = h
-        .get(&format!("/ui/hosts/{id}/charts?range=15m"))
+        .get(&format!("/ui/hosts/{id}/charts?range=15m"), ADMIN_TOKEN)
         .await
         .json();
     let w = chart(&doc, "workload_cpu");
