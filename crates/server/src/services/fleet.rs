@@ -188,6 +188,14 @@ impl FleetTrails {
         host.gauges_at = Some(now);
     }
 
+    /// Whether the host's gauges are cached (otherwise ingest need not cut
+    /// a batch's glance envelopes: the overview reads the store first).
+    pub fn has_gauges(&self, agent_id: &str) -> bool {
+        self.hosts
+            .lock()
+            .is_ok_and(|h| h.get(agent_id).is_some_and(|h| h.gauges_at.is_some()))
+    }
+
     /// The host's [`Glance`] from the cache, if the cache is not behind
     /// `last_seen` (see the module docs); `None`: refresh it.
     pub fn cached_glance(
@@ -502,6 +510,7 @@ mod tests {
         // An ingest before any refresh is not taken as the whole picture.
         trails.record_gauges("a", glance_envelopes(&[disk("/", 10.0)]), now);
         assert_eq!(trails.cached_glance("a", Some(now)), None);
+        assert!(!trails.has_gauges("a"));
         trails.refresh_gauges(
             "a",
             &[

@@ -289,11 +289,16 @@ impl IngestService {
             IngestOutcome::Stored { envelopes: 0 }
         } else {
             let points = super::fleet::trail_points(&envelopes);
-            let gauges = super::fleet::glance_envelopes(&envelopes);
+            let gauges = self
+                .trails
+                .has_gauges(agent_id)
+                .then(|| super::fleet::glance_envelopes(&envelopes));
             let outcome = self.store.ingest(agent_id, batch_id, envelopes).await?;
             if matches!(outcome, IngestOutcome::Stored { .. }) {
                 self.trails.record(agent_id, &points);
-                self.trails.record_gauges(agent_id, gauges, now);
+                if let Some(gauges) = gauges {
+                    self.trails.record_gauges(agent_id, gauges, now);
+                }
             }
             outcome
         };
